@@ -1,0 +1,1 @@
+"""gemini-kb adapters: the Slack app, the console, the CLI and the on-demand checks."""

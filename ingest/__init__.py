@@ -1,0 +1,1 @@
+"""Turn curated guides (and articles) into the knowledge-base SQLite file."""

@@ -1,0 +1,65 @@
+"""Clean a paste: Slack markup and entities, control characters, and a length cap.
+
+Rules are declared in order in one table; each has a name so it can be tested
+on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+MAX_CHARS = 12_000  # work budget per paste; longer pastes keep head and tail
+HEAD_CHARS = 3_000
+
+
+@dataclass(frozen=True)
+class CleanRule:
+    """A named substitution applied to the raw paste."""
+
+    name: str
+    pattern: re.Pattern[str]
+    replacement: str
+
+
+def _rule(name: str, pattern: str, replacement: str, flags: int = 0) -> CleanRule:
+    return CleanRule(name, re.compile(pattern, flags), replacement)
+
+
+RULES: tuple[CleanRule, ...] = (
+    _rule("surrogates", r"[\ud800-\udfff]", ""),
+    _rule("control_chars", r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " "),
+    _rule("crlf", r"\r\n?", "\n"),
+    _rule("slack_link_label", r"<((?:https?|mailto):[^|<>\s]{1,2000})\|([^<>]{0,500})>", r"\1 \2"),
+    _rule("slack_link", r"<((?:https?|mailto):[^|<>\s]{1,2000})>", r"\1"),
+    _rule("slack_user", r"<@[A-Z0-9]{2,30}(?:\|[^<>]{0,80})?>", "@user"),
+    _rule("slack_channel", r"<#[A-Z0-9]{2,30}(?:\|([^<>]{0,80}))?>", r"#\1"),
+    _rule("slack_special", r"<!(?:here|channel|everyone|subteam\^[A-Z0-9]{1,30})(?:\|[^<>]{0,80})?>", ""),
+    _rule("code_fence", r"```[a-zA-Z0-9_+-]{0,20}\n?", "\n"),
+    _rule("inline_code", r"`", ""),
+)
+
+
+def cap(text: str, limit: int = MAX_CHARS, head: int = HEAD_CHARS) -> str:
+    """Keep the head and the tail of a long paste: the last lines of a traceback say most."""
+    if len(text) <= limit:
+        return text
+    first = text[:head]
+    last = text[len(text) - (limit - head) :]
+    # Cut on line boundaries where there is one nearby.
+    nl = first.rfind("\n")
+    if nl > head // 2:
+        first = first[:nl]
+    nl = last.find("\n")
+    if 0 <= nl < (limit - head) // 4:
+        last = last[nl + 1 :]
+    return f"{first}\n...\n{last}"
+
+
+def clean(text: str) -> str:
+    """Unescape entities, strip Slack markup and control characters (no length cap)."""
+    text = html.unescape(text)
+    for rule in RULES:
+        text = rule.pattern.sub(rule.replacement, text)
+    return text

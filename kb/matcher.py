@@ -1,0 +1,299 @@
+"""Map a pasted error to knowledge-base entries, say why, and abstain when unsure.
+
+Pipeline: clean -> redact -> cap -> signals -> normalise -> candidates (signal
+index + FTS5) -> score (exact and fuzzy signature hits, status agreement,
+model lifecycle, specialisation) -> calibrated confidence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+from rapidfuzz import fuzz
+
+from kb.clean import cap, clean
+from kb.normalize import PLACEHOLDER, normalize, words
+from kb.redact import redact
+from kb.signals import Signals, extract
+from kb.store import KnowledgeBase, SignatureRow
+
+# Kinds matched as whole tokens against extracted signals rather than as text.
+TOKEN_KINDS = ("reasons", "exceptions", "finish_reasons")
+KIND_LABEL = {
+    "messages": "message",
+    "reasons": "reason",
+    "exceptions": "exception",
+    "finish_reasons": "finish reason",
+    "quota_ids": "quota id",
+    "title": "title",
+    "model": "model",
+}
+FTS_WORDS = 32  # most specific words of a paste sent to FTS5
+FTS_ROWS = 120  # signature rows taken from FTS5
+FUZZY_MIN_LEN = 14  # shorter signatures must match exactly
+FUZZY_CUTOFF = 82.0
+FUZZY_TEXT_CHARS = 6_000  # fuzzy scoring reads the head and tail of this size
+CONFIDENT_SCORE = 0.55
+CONFIDENT_MARGIN = 0.08
+NOT_FOUND_WORDS = re.compile(
+    r"not found|no longer available|not supported|deprecated|shut ?down|retired|does not exist", re.I
+)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One candidate entry with its score in 0..1 and why it was chosen."""
+
+    id: str
+    title: str
+    score: float
+    why: str
+
+
+@dataclass
+class MatchResult:
+    """The answer to a paste."""
+
+    matches: list[Match]
+    confident: bool
+    secrets_found: bool
+    secret_kinds: list[str] = field(default_factory=list)
+    signals: Signals = field(default_factory=Signals)
+    abstain_reason: str = ""
+
+    @property
+    def top(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "confident": self.confident,
+            "matches": [asdict(m) for m in self.matches],
+            "secrets_found": self.secrets_found,
+            "secret_kinds": self.secret_kinds,
+            "signals": self.signals.as_dict(),
+            "abstain_reason": self.abstain_reason,
+        }
+
+
+@dataclass
+class _Evidence:
+    """What speaks for one entry while scoring."""
+
+    hits: list[tuple[float, str]] = field(default_factory=list)  # (strength, description)
+    adjust: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def strength(self) -> float:
+        ranked = sorted((s for s, _ in self.hits), reverse=True)
+        if not ranked:
+            return 0.0
+        # The best hit counts in full; further hits add with diminishing weight.
+        return ranked[0] + sum(s * 0.25 / (i + 1) for i, s in enumerate(ranked[1:4]))
+
+
+class Matcher:
+    """Holds the in-memory indexes built from a knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self.token_index: dict[str, list[SignatureRow]] = defaultdict(list)
+        self.quota_sigs: list[SignatureRow] = []
+        self.df: dict[str, int] = defaultdict(int)
+        for sig in kb.signatures:
+            if sig.kind in TOKEN_KINDS:
+                self.token_index[sig.text.lower()].append(sig)
+            elif sig.kind == "quota_ids":
+                self.quota_sigs.append(sig)
+            for word in words(sig.norm):
+                self.df[word] += 1
+        self.n_sigs = max(1, len(kb.signatures))
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for entry in kb.entries.values():
+            if entry.specialises:
+                self.children[entry.specialises].append(entry.id)
+
+    # -- candidates ---------------------------------------------------------------------
+
+    def _fts_query(self, norm: str) -> str:
+        known = [w for w in words(norm) if w in self.df]
+        known.sort(key=lambda w: self.df[w])
+        # Words are [a-z0-9_] only, and each is quoted: no FTS5 syntax can get through.
+        return " OR ".join(f'"{w}"' for w in known[:FTS_WORDS])
+
+    def _candidates(self, norm: str, signals: Signals) -> list[SignatureRow]:
+        rows: dict[int, SignatureRow] = {}
+        for token in [*signals.reasons, *signals.exceptions, *signals.finish_reasons]:
+            for sig in self.token_index.get(token.lower(), ()):
+                rows[sig.id] = sig
+        for sig_id, _rank in self.kb.search_signatures(self._fts_query(norm), FTS_ROWS):
+            sig = self.kb.signature_by_id.get(sig_id)
+            if sig is not None:
+                rows[sig.id] = sig
+        rows.update((s.id, s) for s in self.quota_sigs)
+        return list(rows.values())
+
+    # -- scoring ------------------------------------------------------------------------
+
+    @staticmethod
+    def _specificity(sig: SignatureRow) -> float:
+        """How much one hit on this signature says: long messages say more than short ones."""
+        if sig.kind in TOKEN_KINDS or sig.kind == "quota_ids":
+            return 1.0
+        if sig.kind == "title":
+            return 0.35
+        n_words = len([w for w in sig.norm.split() if w != PLACEHOLDER])
+        return min(1.0, 0.45 + 0.11 * n_words)
+
+    def _hit(self, sig: SignatureRow, text: str, norm: str, fuzzy_text: str, signals: Signals) -> float:
+        """Strength in 0..1 of one signature's presence in the paste."""
+        if sig.kind in TOKEN_KINDS:
+            found = {t.lower() for t in [*signals.reasons, *signals.exceptions, *signals.finish_reasons]}
+            if sig.text.lower() in found:
+                return 1.0
+            # Case kept: `SAFETY` or `NotFound` as a word, not `safety` in prose or `ENOTFOUND`.
+            return 0.9 if len(sig.text) >= 6 and _contains_word(text, sig.text) else 0.0
+        if sig.kind == "quota_ids":
+            needle = sig.text.lower()
+            return 1.0 if any(needle in q.lower() for q in signals.quota_ids) or needle in norm else 0.0
+        needle = sig.norm
+        if len(needle) < 4:
+            return 0.0
+        if needle in norm:
+            return 1.0
+        if len(needle) >= FUZZY_MIN_LEN and sig.kind != "title":
+            score = fuzz.partial_ratio(needle, fuzzy_text, score_cutoff=FUZZY_CUTOFF)
+            if score:
+                return (score - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF) * 0.5 + 0.4
+        if sig.kind == "title":
+            score = fuzz.token_set_ratio(needle, fuzzy_text[-600:], score_cutoff=70)
+            return score / 100.0 if score else 0.0
+        return 0.0
+
+    def _lifecycle(self, signals: Signals, text: str, evidence: dict[str, _Evidence]) -> None:
+        """A model named in the paste that the knowledge base knows as retired or deprecated."""
+        if not NOT_FOUND_WORDS.search(text) and signals.http_status != 404:
+            return
+        for name in signals.models:
+            info = self.kb.models.get(name) or self.kb.models.get(name.removeprefix("models/"))
+            if info is None:
+                continue
+            when = f" on {info.date}" if info.date else ""
+            instead = f"; use {info.replacement}" if info.replacement else ""
+            evidence[info.entry_id].hits.append((1.0, f"model {name} {info.status}{when}{instead}"))
+
+    def _status_agreement(self, entry_id: str, signals: Signals, ev: _Evidence) -> None:
+        entry = self.kb.entries[entry_id]
+        if signals.http_status and entry.http_status:
+            if signals.http_status == entry.http_status:
+                ev.adjust += 0.12
+                ev.notes.append(f"HTTP {signals.http_status}")
+            else:
+                ev.adjust -= 0.3
+        elif signals.http_status and signals.http_status >= 400 and entry.http_status is None:
+            ev.adjust -= 0.1
+        if signals.status and entry.status:
+            if signals.status == entry.status:
+                ev.adjust += 0.08
+                if f"HTTP {signals.http_status}" in ev.notes:
+                    ev.notes[-1] = f"{signals.http_status} {signals.status}"
+                else:
+                    ev.notes.append(signals.status)
+            else:
+                ev.adjust -= 0.15
+
+    def match(self, text: str, *, limit: int = 3) -> MatchResult:
+        """The best entries for `text`, best first, with a confident flag."""
+        cleaned = clean(text if isinstance(text, str) else str(text))
+        redacted, secret_kinds = redact(cleaned)
+        capped = cap(redacted)
+        signals = extract(capped)
+        norm = normalize(capped)
+        fuzzy_text = norm if len(norm) <= FUZZY_TEXT_CHARS else norm[:1500] + " " + norm[-(FUZZY_TEXT_CHARS - 1500) :]
+
+        evidence: dict[str, _Evidence] = defaultdict(_Evidence)
+        for sig in self._candidates(norm, signals):
+            strength = self._hit(sig, capped, norm, fuzzy_text, signals)
+            if strength <= 0:
+                continue
+            weight = strength * self._specificity(sig)
+            label = KIND_LABEL.get(sig.kind, sig.kind)
+            shown = sig.text if len(sig.text) <= 60 else sig.text[:57] + "..."
+            evidence[sig.entry_id].hits.append(
+                (weight, f'{label} "{shown}"' if sig.kind in ("messages", "title") else f"{label} {shown}")
+            )
+        self._lifecycle(signals, capped, evidence)
+
+        raw = {eid: ev.strength for eid, ev in evidence.items()}
+        scores: dict[str, float] = {}
+        for eid, ev in evidence.items():
+            self._status_agreement(eid, signals, ev)
+            score = raw[eid] + ev.adjust
+            parent = self.kb.entries[eid].specialises
+            if parent and raw[eid] >= 0.5:
+                # A narrower family with evidence of its own inherits the broader one's.
+                score += 0.5 * raw.get(parent, 0.0)
+            scores[eid] = score
+
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        matches = [
+            Match(eid, self.kb.entries[eid].title, _calibrate(score), _why(evidence[eid]))
+            for eid, score in ranked[:limit]
+            if score > 0
+        ]
+        confident, reason = self._decide(matches, signals, evidence)
+        return MatchResult(matches, confident, bool(secret_kinds), secret_kinds, signals, reason)
+
+    def _decide(self, matches: list[Match], signals: Signals, evidence: dict[str, _Evidence]) -> tuple[bool, str]:
+        if not matches:
+            return False, "nothing in the paste matches a known error"
+        top = matches[0]
+        if top.score < CONFIDENT_SCORE:
+            return False, f"best match {top.id} is too weak ({top.score:.2f})"
+        if len(matches) > 1:
+            second = matches[1]
+            close = top.score - second.score < CONFIDENT_MARGIN
+            related = self.kb.entries[top.id].specialises == second.id or second.id in self.children.get(top.id, [])
+            if close and not related:
+                return False, f"{top.id} and {second.id} are equally likely"
+        if not signals.gemini_context:
+            strongest = max((s for s, _ in evidence[top.id].hits), default=0.0)
+            api_side = self.kb.entries[top.id].http_status is not None
+            if not (api_side and strongest >= 0.95):
+                return False, "the paste does not look like a Gemini API error"
+        return True, ""
+
+
+def _contains_word(haystack: str, needle: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(needle)}(?![A-Za-z0-9_])", haystack) is not None
+
+
+def _calibrate(score: float) -> float:
+    """Map the raw evidence score onto 0..1 (logistic around the confidence threshold)."""
+    return round(1.0 / (1.0 + math.exp(-6.0 * (score - 0.6))), 3)
+
+
+def _why(ev: _Evidence) -> str:
+    hits = [desc for _s, desc in sorted(ev.hits, key=lambda h: -h[0])]
+    parts = list(dict.fromkeys(hits))[:3] + ev.notes[:1]
+    return " + ".join(parts)
+
+
+_MATCHERS: dict[int, Matcher] = {}
+
+
+def matcher_for(kb: KnowledgeBase) -> Matcher:
+    """One matcher per knowledge base object (indexes are built once)."""
+    found = _MATCHERS.get(id(kb))
+    if found is None or found.kb is not kb:
+        found = _MATCHERS[id(kb)] = Matcher(kb)
+    return found
+
+
+def match(text: str, kb: KnowledgeBase, *, limit: int = 3) -> MatchResult:
+    """Match `text` against `kb`; see `Matcher.match`."""
+    return matcher_for(kb).match(text, limit=limit)

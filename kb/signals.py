@@ -1,0 +1,188 @@
+"""Extract structured signals from a cleaned paste: status, reasons, classes, hosts, models.
+
+Each extraction rule is named and declared in a table; every pattern is bounded
+so hostile input cannot make it backtrack.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+STATUS_CODES: dict[str, int] = {
+    "INVALID_ARGUMENT": 400,
+    "FAILED_PRECONDITION": 400,
+    "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
+    "RESOURCE_EXHAUSTED": 429,
+    "CANCELLED": 499,
+    "INTERNAL": 500,
+    "UNKNOWN": 500,
+    "DATA_LOSS": 500,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+REASON_PHRASES: dict[str, int] = {
+    "bad request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not found": 404,
+    "payload too large": 413,
+    "request entity too large": 413,
+    "too many requests": 429,
+    "client closed request": 499,
+    "internal server error": 500,
+    "bad gateway": 502,
+    "service unavailable": 503,
+    "gateway timeout": 504,
+}
+
+_STATUS_ALT = "|".join(sorted(STATUS_CODES, key=len, reverse=True))
+_PHRASE_ALT = "|".join(p.replace(" ", r"\s") for p in REASON_PHRASES)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named extraction pattern; group 1 is the value."""
+
+    name: str
+    pattern: re.Pattern[str]
+
+
+def _rule(name: str, pattern: str, flags: int = 0) -> Rule:
+    return Rule(name, re.compile(pattern, flags))
+
+
+HTTP_STATUS_RULES: tuple[Rule, ...] = (
+    _rule("json_code", r"[\"']code[\"']\s{0,3}:\s{0,3}(\d{3})\b"),
+    _rule("http_line", r"\bHTTP/\d(?:\.\d)?\s{1,3}(\d{3})\b"),
+    _rule("code_status", rf"\b([1-5]\d\d)\.?\s{{1,3}}(?:{_STATUS_ALT})\b"),
+    _rule("code_phrase", rf"\b([1-5]\d\d)\s{{1,3}}(?:{_PHRASE_ALT})\b", re.IGNORECASE),
+    _rule(
+        "status_eq",
+        r"\b(?:status(?:[ _]?code)?|http[ _]?status|code|error)\s{0,3}[=:]?\s{0,3}\(?(\d{3})\b",
+        re.IGNORECASE,
+    ),
+    _rule("bracket", r"\[(\d{3})\s[A-Za-z ]{2,40}\]"),
+    _rule("error_code", r"\b(?:Error|error code|status)\s(\d{3})\b"),
+)
+STATUS_NAME_RULE = _rule("status_name", rf"\b({_STATUS_ALT})\b")
+GRPC_STATUS_RULE = _rule("grpc_status", rf"StatusCode\.({_STATUS_ALT})\b")
+REASON_RULES: tuple[Rule, ...] = (
+    _rule("errorinfo_reason", r"[\"']?reason[\"']?\s{0,3}[:=]\s{0,3}[\"']?([A-Z][A-Z0-9_]{3,60})\b"),
+)
+FINISH_RULES: tuple[Rule, ...] = (
+    _rule(
+        "finish_reason",
+        r"(?:finish_?reason|finishReason|block_?reason|blockReason)[\"']?\s{0,3}[:=]?\s{0,3}"
+        r"[\"']?(?:(?:types\.)?(?:FinishReason|BlockedReason|BlockReason)\.)?([A-Z][A-Z_]{2,40})\b",
+        re.IGNORECASE,
+    ),
+)
+EXCEPTION_RULE = _rule(
+    "exception_class",
+    r"\b([A-Z][A-Za-z0-9]{1,60}(?:Error|Exception|Exhausted|Unavailable|Timeout|Denied|Exceeded|"
+    r"Failure|NotFound|Invalid|Cancelled|Refused|Reset|Unauthenticated|Argument))\b",
+)
+QUALIFIED_EXCEPTION_RULE = _rule(
+    "qualified_exception",
+    r"\b(?:[a-z_][a-z0-9_]{0,40}\.){1,6}([A-Z][A-Za-z0-9]{2,60})(?=:|\(|\s|$)",
+)
+QUOTA_RULES: tuple[Rule, ...] = (
+    _rule("quota_id", r"[\"']?quota_?[iI]d[\"']?\s{0,3}[:=]\s{0,3}[\"']?([\w-]{3,120})"),
+    _rule("quota_name", r"\b([A-Za-z]{2,60}Per(?:Minute|Day|Hour|Second)[A-Za-z-]{0,80})\b"),
+)
+HOST_RULE = _rule(
+    "host",
+    r"\b((?:[a-z0-9-]{1,40}-)?(?:generativelanguage|aiplatform)\.googleapis\.com)\b",
+    re.IGNORECASE,
+)
+MODEL_RULE = _rule(
+    "model",
+    r"(?<![\w-])((?:gemini|gemma|text-bison|chat-bison|text-embedding|embedding|imagen|veo|learnlm|aqa)"
+    r"(?:-[a-z0-9.]{1,30}){0,8})(?![\w-])",
+    re.IGNORECASE,
+)
+API_VERSION_RULE = _rule(
+    "api_version", r"(?:/|api[ _]version[\"']?\s{0,3}[:=]?\s{0,3}[\"']?)(v1(?:beta1?|alpha)?)\b", re.IGNORECASE
+)
+# Evidence that a paste is about Gemini / Vertex AI at all (to abstain on the rest).
+CONTEXT_RULE = _rule(
+    "gemini_context",
+    r"(gemini|generativelanguage|aiplatform\.googleapis|vertex\s?ai|vertexai|google[./]genai|google\.generativeai|"
+    r"google-genai|google-generativeai|@google/genai|@google/generative-ai|googlegenerativeai|generative-ai-go|"
+    r"generate_?content|ai\.google\.dev|aistudio|ai studio|palm api|gemma|imagen)",
+    re.IGNORECASE,
+)
+
+SIGNAL_SCAN_CHARS = 200_000  # signals read the whole (already capped) text
+
+
+@dataclass
+class Signals:
+    """What the paste says, in structured form."""
+
+    http_status: int | None = None
+    status: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
+    quota_ids: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    api_version: str | None = None
+    gemini_context: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _all(rule: Rule, text: str, *, limit: int = 20) -> list[str]:
+    seen: dict[str, None] = {}
+    for match in rule.pattern.finditer(text):
+        seen.setdefault(match.group(1), None)
+        if len(seen) >= limit:
+            break
+    return list(seen)
+
+
+def _last(rules: tuple[Rule, ...], text: str) -> str | None:
+    """The value of the match that occurs last in the text (the last line says most)."""
+    best: tuple[int, str] | None = None
+    for rule in rules:
+        for match in rule.pattern.finditer(text):
+            if best is None or match.start() >= best[0]:
+                best = (match.start(), match.group(1))
+    return best[1] if best else None
+
+
+def extract(text: str) -> Signals:
+    """Read the signals out of cleaned, redacted text."""
+    text = text[:SIGNAL_SCAN_CHARS]
+    signals = Signals()
+    code = _last(HTTP_STATUS_RULES, text)
+    if code and 100 <= int(code) <= 599:
+        signals.http_status = int(code)
+    statuses = _all(GRPC_STATUS_RULE, text) or _all(STATUS_NAME_RULE, text)
+    if statuses:
+        # Prefer a status that agrees with the HTTP code, else the last one named.
+        agreeing = [s for s in statuses if STATUS_CODES.get(s) == signals.http_status]
+        signals.status = agreeing[-1] if agreeing else statuses[-1]
+    if signals.http_status is None and signals.status:
+        signals.http_status = STATUS_CODES.get(signals.status)
+    signals.reasons = _all(REASON_RULES[0], text)
+    signals.finish_reasons = [r.upper() for r in _all(FINISH_RULES[0], text)]
+    classes = _all(QUALIFIED_EXCEPTION_RULE, text) + _all(EXCEPTION_RULE, text)
+    signals.exceptions = list(dict.fromkeys(classes))[:20]
+    signals.quota_ids = list(dict.fromkeys(_all(QUOTA_RULES[0], text) + _all(QUOTA_RULES[1], text)))[:20]
+    signals.hosts = [h.lower() for h in _all(HOST_RULE, text)]
+    signals.models = list(dict.fromkeys(m.lower().rstrip(".") for m in _all(MODEL_RULE, text)))
+    version = _last((API_VERSION_RULE,), text)
+    signals.api_version = version.lower() if version else None
+    signals.gemini_context = bool(CONTEXT_RULE.pattern.search(text))
+    return signals
