@@ -279,7 +279,7 @@ def parse_guide(path: Path, display: str | None = None) -> tuple[Guide | None, l
     front, fm_line, body, body_line = split
     try:
         meta = yaml.safe_load(front)
-        lines = _node_lines(front, fm_line - 1)
+        lines = _node_lines(front, fm_line)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + fm_line) if mark is not None else fm_line

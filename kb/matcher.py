@@ -34,10 +34,10 @@ KIND_LABEL = {
 FTS_WORDS = 32  # most specific words of a paste sent to FTS5
 FTS_ROWS = 120  # signature rows taken from FTS5
 FUZZY_MIN_LEN = 14  # shorter signatures must match exactly
-FUZZY_CUTOFF = 82.0
+FUZZY_CUTOFF = 85.0
 FUZZY_TEXT_CHARS = 6_000  # fuzzy scoring reads the head and tail of this size
-CONFIDENT_SCORE = 0.55
-CONFIDENT_MARGIN = 0.08
+CONFIDENT_SCORE = 0.6  # raw evidence score
+CONFIDENT_MARGIN = 0.15
 NOT_FOUND_WORDS = re.compile(
     r"not found|no longer available|not supported|deprecated|shut ?down|retired|does not exist", re.I
 )
@@ -168,7 +168,8 @@ class Matcher:
         if len(needle) >= FUZZY_MIN_LEN and sig.kind != "title":
             score = fuzz.partial_ratio(needle, fuzzy_text, score_cutoff=FUZZY_CUTOFF)
             if score:
-                return (score - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF) * 0.5 + 0.4
+                # A near miss is weaker than an exact hit: templates that differ in one word stay apart.
+                return 0.35 + 0.4 * (score - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF)
         if sig.kind == "title":
             score = fuzz.token_set_ratio(needle, fuzzy_text[-600:], score_cutoff=70)
             return score / 100.0 if score else 0.0
@@ -239,30 +240,31 @@ class Matcher:
                 score += 0.5 * raw.get(parent, 0.0)
             scores[eid] = score
 
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = [(eid, score) for eid, score in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if score > 0]
         matches = [
             Match(eid, self.kb.entries[eid].title, _calibrate(score), _why(evidence[eid]))
             for eid, score in ranked[:limit]
-            if score > 0
         ]
-        confident, reason = self._decide(matches, signals, evidence)
+        confident, reason = self._decide(ranked, signals, evidence)
         return MatchResult(matches, confident, bool(secret_kinds), secret_kinds, signals, reason)
 
-    def _decide(self, matches: list[Match], signals: Signals, evidence: dict[str, _Evidence]) -> tuple[bool, str]:
-        if not matches:
+    def _decide(
+        self, ranked: list[tuple[str, float]], signals: Signals, evidence: dict[str, _Evidence]
+    ) -> tuple[bool, str]:
+        """Confident only with strong evidence, a clear lead, and a paste about Gemini."""
+        if not ranked:
             return False, "nothing in the paste matches a known error"
-        top = matches[0]
-        if top.score < CONFIDENT_SCORE:
-            return False, f"best match {top.id} is too weak ({top.score:.2f})"
-        if len(matches) > 1:
-            second = matches[1]
-            close = top.score - second.score < CONFIDENT_MARGIN
-            related = self.kb.entries[top.id].specialises == second.id or second.id in self.children.get(top.id, [])
-            if close and not related:
-                return False, f"{top.id} and {second.id} are equally likely"
+        top, score = ranked[0]
+        if score < CONFIDENT_SCORE:
+            return False, f"the best match, {top}, is too weak"
+        if len(ranked) > 1:
+            second, second_score = ranked[1]
+            related = self.kb.entries[top].specialises == second or second in self.children.get(top, [])
+            if score - second_score < CONFIDENT_MARGIN and not related:
+                return False, f"{top} and {second} are equally likely"
         if not signals.gemini_context:
-            strongest = max((s for s, _ in evidence[top.id].hits), default=0.0)
-            api_side = self.kb.entries[top.id].http_status is not None
+            strongest = max((s for s, _ in evidence[top].hits), default=0.0)
+            api_side = self.kb.entries[top].http_status is not None
             if not (api_side and strongest >= 0.95):
                 return False, "the paste does not look like a Gemini API error"
         return True, ""

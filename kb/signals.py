@@ -70,6 +70,7 @@ HTTP_STATUS_RULES: tuple[Rule, ...] = (
     ),
     _rule("bracket", r"\[(\d{3})\s[A-Za-z ]{2,40}\]"),
     _rule("error_code", r"\b(?:Error|error code|status)\s(\d{3})\b"),
+    _rule("exception_code", r"\b[A-Z][A-Za-z]{2,60}:\s{1,3}(\d{3})\b"),
 )
 STATUS_NAME_RULE = _rule("status_name", rf"\b({_STATUS_ALT})\b")
 GRPC_STATUS_RULE = _rule("grpc_status", rf"StatusCode\.({_STATUS_ALT})\b")
@@ -80,7 +81,7 @@ FINISH_RULES: tuple[Rule, ...] = (
     _rule(
         "finish_reason",
         r"(?:finish_?reason|finishReason|block_?reason|blockReason)[\"']?\s{0,3}[:=]?\s{0,3}"
-        r"[\"']?(?:(?:types\.)?(?:FinishReason|BlockedReason|BlockReason)\.)?([A-Z][A-Z_]{2,40})\b",
+        r"[\"']?<?(?:(?:types\.)?(?:FinishReason|BlockedReason|BlockReason)\.)?([A-Z][A-Z_]{2,40})\b",
         re.IGNORECASE,
     ),
 )
@@ -116,7 +117,8 @@ CONTEXT_RULE = _rule(
     "gemini_context",
     r"(gemini|generativelanguage|aiplatform\.googleapis|vertex\s?ai|vertexai|google[./]genai|google\.generativeai|"
     r"google-genai|google-generativeai|@google/genai|@google/generative-ai|googlegenerativeai|generative-ai-go|"
-    r"generate_?content|ai\.google\.dev|aistudio|ai studio|palm api|gemma|imagen)",
+    r"generate_?content|ai\.google\.dev|aistudio|ai studio|palm api|gemma|imagen|google import genai|genai\.Client|"
+    r"GoogleGenAI|GenerativeModel)",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,136 @@
+"""The curated guides: every coverage id present and complete; validation points at file and line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ingest.guides import load_guides, parse_guide
+from kb.settings import GUIDES_DIR
+from kb.store import PROJECT_ROOT
+
+COVERAGE = PROJECT_ROOT.parent / "shared" / "kb-coverage.md"
+# The stable contract, copied here so the suite also runs where ../shared is absent.
+COVERAGE_IDS = """api-key-invalid api-key-missing api-key-expired api-key-leaked api-key-restricted service-disabled
+permission-denied unauthenticated location-unsupported billing-required model-not-found model-retired
+method-not-supported api-version-mismatch invalid-argument invalid-json-payload empty-contents turn-order
+token-limit-exceeded payload-too-large function-schema-invalid response-schema-invalid thinking-config-invalid
+unsupported-mime-type file-not-active cached-content-invalid rate-limit-exceeded quota-daily-exhausted
+quota-zero-limit vertex-quota-exhausted internal-error model-overloaded deadline-exceeded request-cancelled
+connection-reset dns-or-connect-failure tls-or-proxy-error client-timeout streaming-usage-error sdk-mismatch
+safety-blocked recitation-blocked max-tokens-truncated malformed-function-call empty-response""".split()
+
+GOOD = """---
+id: {id}
+title: A family
+http_status: 400
+status: INVALID_ARGUMENT
+retryable: no
+docs: [https://ai.google.dev/gemini-api/docs/troubleshooting]
+signatures:
+  messages:
+    - "{message}"
+---
+
+## Summary
+Something went wrong.
+
+## Causes
+- one
+- two
+
+## Fix
+1. Do this.
+2. Then that.
+
+## Diagnosis
+- Look here.
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    guides, problems = load_guides([GUIDES_DIR], root=PROJECT_ROOT)
+    assert problems == []
+    return {g.id: g for g in guides}
+
+
+def test_coverage_ids_match_the_shared_contract():
+    if not COVERAGE.exists():
+        pytest.skip("../shared/kb-coverage.md not present")
+    listed = re.findall(r"^\| ([a-z0-9-]+) \|", COVERAGE.read_text(), flags=re.M)
+    assert sorted(set(listed) - {"id"}) == sorted(COVERAGE_IDS)
+
+
+@pytest.mark.parametrize("entry_id", COVERAGE_IDS)
+def test_every_coverage_family_has_a_complete_guide(shipped, entry_id):
+    guide = shipped.get(entry_id)
+    assert guide is not None, f"no guide for {entry_id}"
+    assert guide.title and guide.summary
+    assert 2 <= len(guide.causes) <= 5
+    assert len(guide.fix) >= 2 and all(step.strip() for step in guide.fix)
+    assert guide.diagnosis
+    assert guide.docs and all(d.startswith("https://") for d in guide.docs)
+    assert guide.retryable in ("yes", "no", "sometimes")
+    assert len(guide.signatures) >= 3, f"{entry_id} needs at least 3 signatures"
+
+
+def test_examples_use_the_current_sdk(shipped):
+    for guide in shipped.values():
+        if guide.example and guide.example_lang == "python":
+            assert "google.generativeai" not in guide.example or guide.id == "sdk-mismatch", guide.id
+            compile(guide.example, guide.path, "exec")
+
+
+def test_unknown_field_is_reported_at_its_line(tmp_path):
+    text = GOOD.format(id="fam-a", message="boom happened").replace("status: INVALID", "stauts: INVALID")
+    path = write(tmp_path, "fam-a.md", text)
+    _, problems = parse_guide(path, "guides/fam-a.md")
+    messages = [str(p) for p in problems]
+    assert "guides/fam-a.md:5: unknown field 'stauts'" in messages
+    assert "guides/fam-a.md:1: missing field 'status'" in messages
+
+
+def test_empty_fix_steps_are_reported_at_the_section(tmp_path):
+    text = GOOD.format(id="fam-a", message="boom happened").replace("1. Do this.\n2. Then that.\n", "\n")
+    path = write(tmp_path, "fam-a.md", text)
+    _, problems = parse_guide(path, "fam-a.md")
+    assert [str(p) for p in problems] == ["fam-a.md:20: empty fix steps: expected a bulleted or numbered list"]
+
+
+def test_malformed_front_matter_names_the_line(tmp_path):
+    text = GOOD.format(id="fam-a", message="boom").replace("title: A family", 'title: "unclosed')
+    _, problems = parse_guide(write(tmp_path, "fam-a.md", text), "fam-a.md")
+    assert len(problems) == 1 and problems[0].message.startswith("malformed front matter")
+    assert problems[0].line >= 3
+    _, problems = parse_guide(write(tmp_path, "fam-b.md", "no front matter here\n"), "fam-b.md")
+    assert problems[0].line == 1 and "must start with '---'" in problems[0].message
+
+
+def test_duplicate_ids_and_shared_signatures_are_reported(tmp_path):
+    write(tmp_path, "fam-a.md", GOOD.format(id="fam-a", message="The same words"))
+    write(tmp_path, "fam-b.md", GOOD.format(id="fam-b", message="the same words"))
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "fam-a.md", GOOD.format(id="fam-a", message="other words entirely"))
+    _, problems = load_guides([tmp_path, tmp_path / "sub"], root=tmp_path)
+    messages = [str(p) for p in problems]
+    assert any(m.startswith("fam-b.md:10: signature 'the same words' is also claimed by 'fam-a'") for m in messages)
+    assert any("duplicate id 'fam-a'" in m for m in messages)
+
+
+def test_id_must_match_file_name_and_related_ids_must_exist(tmp_path):
+    text = GOOD.format(id="fam-a", message="boom").replace("retryable: no", "retryable: no\nrelated: [nope]")
+    write(tmp_path, "fam-x.md", text)
+    _, problems = load_guides([tmp_path], root=tmp_path)
+    assert "fam-x.md:2: id 'fam-a' does not match file name" in [str(p) for p in problems]
+    write(tmp_path, "fam-x.md", text.replace("id: fam-a", "id: fam-x"))
+    _, problems = load_guides([tmp_path], root=tmp_path)
+    assert [str(p) for p in problems] == ["fam-x.md:7: related id 'nope' does not exist"]
