@@ -21,7 +21,7 @@ import sqlite_utils
 from ingest.guides import Guide, GuideError, display_path, guide_files, load_guides
 from kb.normalize import normalize
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,8 @@ def _write(
             }
         )
         links.append({"entry_id": guide.id, "source_id": sid, "section": "", "advice": "{}"})
-        rows = [(s.kind, s.text) for s in guide.signatures] + [("title", guide.title)]
+        prose = "\n".join([guide.title, guide.summary, *guide.causes])
+        rows = [(s.kind, s.text) for s in guide.signatures] + [("prose", prose)]
         for kind, text in rows:
             signatures.append(
                 {"entry_id": guide.id, "kind": kind, "text": text, "norm": normalize(text), "source_id": sid}

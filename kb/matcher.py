@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import date
 
 from rapidfuzz import fuzz
 
@@ -28,9 +30,26 @@ KIND_LABEL = {
     "exceptions": "exception",
     "finish_reasons": "finish reason",
     "quota_ids": "quota id",
-    "title": "title",
+    "prose": "described as",
     "model": "model",
 }
+# Evidence read off structured signals rather than signature text: (entry id, test, description).
+# Strengths above 1 encode precedence: a zero limit outranks which quota was hit.
+SIGNAL_EVIDENCE: tuple[tuple[str, Callable[[Signals], bool], float, Callable[[Signals], str]], ...] = (
+    (
+        "quota-zero-limit",
+        lambda s: s.zero_quota and s.http_status in (429, None),
+        1.5,
+        lambda s: "quota limit is 0",
+    ),
+    (
+        "method-not-supported",
+        lambda s: s.unsupported_method is not None,
+        1.2,
+        lambda s: f"model does not support {s.unsupported_method}",
+    ),
+)
+ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{5,60}")
 FTS_WORDS = 32  # most specific words of a paste sent to FTS5
 FTS_ROWS = 120  # signature rows taken from FTS5
 FUZZY_MIN_LEN = 14  # shorter signatures must match exactly
@@ -96,11 +115,21 @@ class _Evidence:
         return ranked[0] + sum(s * 0.25 / (i + 1) for i, s in enumerate(ranked[1:4]))
 
 
+def _template(norm: str) -> re.Pattern[str] | None:
+    """A signature with `<*>` parts as a bounded pattern: each `<*>` stands for one short stretch."""
+    parts = norm.split(PLACEHOLDER)
+    if len(parts) == 1:
+        return None
+    body = r"[^\n]{1,80}?".join(re.escape(p) for p in parts)
+    return re.compile(body)
+
+
 class Matcher:
     """Holds the in-memory indexes built from a knowledge base."""
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
+        self.templates = {s.id: t for s in kb.signatures if (t := _template(s.norm)) is not None}
         self.token_index: dict[str, list[SignatureRow]] = defaultdict(list)
         self.quota_sigs: list[SignatureRow] = []
         self.df: dict[str, int] = defaultdict(int)
@@ -125,17 +154,20 @@ class Matcher:
         # Words are [a-z0-9_] only, and each is quoted: no FTS5 syntax can get through.
         return " OR ".join(f'"{w}"' for w in known[:FTS_WORDS])
 
-    def _candidates(self, norm: str, signals: Signals) -> list[SignatureRow]:
+    def _candidates(self, norm: str, signals: Signals) -> tuple[list[SignatureRow], dict[int, float]]:
+        """Signature rows worth scoring, and the bm25 rank of those FTS5 found."""
         rows: dict[int, SignatureRow] = {}
         for token in [*signals.reasons, *signals.exceptions, *signals.finish_reasons]:
             for sig in self.token_index.get(token.lower(), ()):
                 rows[sig.id] = sig
-        for sig_id, _rank in self.kb.search_signatures(self._fts_query(norm), FTS_ROWS):
+        ranks: dict[int, float] = {}
+        for sig_id, rank in self.kb.search_signatures(self._fts_query(norm), FTS_ROWS):
             sig = self.kb.signature_by_id.get(sig_id)
             if sig is not None:
                 rows[sig.id] = sig
+                ranks[sig.id] = rank
         rows.update((s.id, s) for s in self.quota_sigs)
-        return list(rows.values())
+        return list(rows.values()), ranks
 
     # -- scoring ------------------------------------------------------------------------
 
@@ -144,9 +176,11 @@ class Matcher:
         """How much one hit on this signature says: long messages say more than short ones."""
         if sig.kind in TOKEN_KINDS or sig.kind == "quota_ids":
             return 1.0
-        if sig.kind == "title":
-            return 0.35
+        if sig.kind == "prose":
+            return 0.5
         n_words = len([w for w in sig.norm.split() if w != PLACEHOLDER])
+        if n_words == 1 and ERROR_CODE_RE.fullmatch(sig.text):
+            return 0.9  # a lone error code (`ECONNRESET`, `CERTIFICATE_VERIFY_FAILED`) says a lot
         return min(1.0, 0.45 + 0.11 * n_words)
 
     def _hit(self, sig: SignatureRow, text: str, norm: str, fuzzy_text: str, signals: Signals) -> float:
@@ -163,40 +197,42 @@ class Matcher:
         needle = sig.norm
         if len(needle) < 4:
             return 0.0
-        if needle in norm:
+        template = self.templates.get(sig.id)
+        if needle in norm or (template is not None and template.search(norm)):
             return 1.0
-        if len(needle) >= FUZZY_MIN_LEN and sig.kind != "title":
+        if len(needle) >= FUZZY_MIN_LEN:
             score = fuzz.partial_ratio(needle, fuzzy_text, score_cutoff=FUZZY_CUTOFF)
             if score:
                 # A near miss is weaker than an exact hit: templates that differ in one word stay apart.
                 return 0.35 + 0.4 * (score - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF)
-        if sig.kind == "title":
-            score = fuzz.token_set_ratio(needle, fuzzy_text[-600:], score_cutoff=70)
-            return score / 100.0 if score else 0.0
         return 0.0
 
     def _lifecycle(self, signals: Signals, text: str, evidence: dict[str, _Evidence]) -> None:
-        """A model named in the paste that the knowledge base knows as retired or deprecated."""
+        """A model named in the paste that the knowledge base knows has been shut down."""
+        today = date.today().isoformat()
         if not NOT_FOUND_WORDS.search(text) and signals.http_status != 404:
             return
         for name in signals.models:
             info = self.kb.models.get(name) or self.kb.models.get(name.removeprefix("models/"))
-            if info is None:
+            if info is None or not info.shut_down(today):
                 continue
             when = f" on {info.date}" if info.date else ""
             instead = f"; use {info.replacement}" if info.replacement else ""
             evidence[info.entry_id].hits.append((1.0, f"model {name} {info.status}{when}{instead}"))
 
     def _status_agreement(self, entry_id: str, signals: Signals, ev: _Evidence) -> None:
+        """Agreeing status adds; a disagreeing one subtracts, less so when the entry's own evidence is strong."""
         entry = self.kb.entries[entry_id]
+        best = max((s for s, _ in ev.hits), default=0.0)
+        doubt = 1.0 - 0.8 * min(best, 1.0)
         if signals.http_status and entry.http_status:
             if signals.http_status == entry.http_status:
                 ev.adjust += 0.12
                 ev.notes.append(f"HTTP {signals.http_status}")
             else:
-                ev.adjust -= 0.3
+                ev.adjust -= 0.3 * doubt
         elif signals.http_status and signals.http_status >= 400 and entry.http_status is None:
-            ev.adjust -= 0.1
+            ev.adjust -= 0.1 * doubt
         if signals.status and entry.status:
             if signals.status == entry.status:
                 ev.adjust += 0.08
@@ -205,7 +241,7 @@ class Matcher:
                 else:
                     ev.notes.append(signals.status)
             else:
-                ev.adjust -= 0.15
+                ev.adjust -= 0.15 * doubt
 
     def match(self, text: str, *, limit: int = 3) -> MatchResult:
         """The best entries for `text`, best first, with a confident flag."""
@@ -217,17 +253,28 @@ class Matcher:
         fuzzy_text = norm if len(norm) <= FUZZY_TEXT_CHARS else norm[:1500] + " " + norm[-(FUZZY_TEXT_CHARS - 1500) :]
 
         evidence: dict[str, _Evidence] = defaultdict(_Evidence)
-        for sig in self._candidates(norm, signals):
-            strength = self._hit(sig, capped, norm, fuzzy_text, signals)
+        candidates, ranks = self._candidates(norm, signals)
+        best_prose = min((r for i, r in ranks.items() if self.kb.signature_by_id[i].kind == "prose"), default=0.0)
+        for sig in candidates:
+            if sig.kind == "prose":
+                # Plain-language questions: how well the words fit the entry's description, relative to the best.
+                strength = 0.6 * ranks[sig.id] / best_prose if best_prose < 0 else 0.0
+            else:
+                strength = self._hit(sig, capped, norm, fuzzy_text, signals)
             if strength <= 0:
                 continue
             weight = strength * self._specificity(sig)
             label = KIND_LABEL.get(sig.kind, sig.kind)
             shown = sig.text if len(sig.text) <= 60 else sig.text[:57] + "..."
+            if sig.kind == "prose":
+                shown = self.kb.entries[sig.entry_id].title
             evidence[sig.entry_id].hits.append(
-                (weight, f'{label} "{shown}"' if sig.kind in ("messages", "title") else f"{label} {shown}")
+                (weight, f'{label} "{shown}"' if sig.kind in ("messages", "prose") else f"{label} {shown}")
             )
         self._lifecycle(signals, capped, evidence)
+        for entry_id, test, strength, describe in SIGNAL_EVIDENCE:
+            if entry_id in self.kb.entries and test(signals):
+                evidence[entry_id].hits.append((strength, describe(signals)))
 
         raw = {eid: ev.strength for eid, ev in evidence.items()}
         scores: dict[str, float] = {}
@@ -262,6 +309,8 @@ class Matcher:
             related = self.kb.entries[top].specialises == second or second in self.children.get(top, [])
             if score - second_score < CONFIDENT_MARGIN and not related:
                 return False, f"{top} and {second} are equally likely"
+        if signals.foreign and not signals.gemini_context:
+            return False, f"the paste is about {signals.foreign[0]}, not Gemini"
         if not signals.gemini_context:
             strongest = max((s for s, _ in evidence[top].hits), default=0.0)
             api_side = self.kb.entries[top].http_status is not None

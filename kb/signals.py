@@ -115,12 +115,49 @@ API_VERSION_RULE = _rule(
 # Evidence that a paste is about Gemini / Vertex AI at all (to abstain on the rest).
 CONTEXT_RULE = _rule(
     "gemini_context",
-    r"(gemini|generativelanguage|aiplatform\.googleapis|vertex\s?ai|vertexai|google[./]genai|google\.generativeai|"
+    r"(gemini|generativelanguage|aiplatform\.googleapis|vertex\s?ai|vertexai|google[./]genai|google[./]generativeai|"
     r"google-genai|google-generativeai|@google/genai|@google/generative-ai|googlegenerativeai|generative-ai-go|"
     r"generate_?content|ai\.google\.dev|aistudio|ai studio|palm api|gemma|imagen|google import genai|genai\.Client|"
     r"GoogleGenAI|GenerativeModel)",
     re.IGNORECASE,
 )
+
+# google.genai / Vertex FinishReason enum numbers, as printed by `Finish reason: 3.`
+FINISH_REASON_NUMBERS: dict[str, str] = {
+    "1": "STOP",
+    "2": "MAX_TOKENS",
+    "3": "SAFETY",
+    "4": "RECITATION",
+    "5": "OTHER",
+    "6": "BLOCKLIST",
+    "7": "PROHIBITED_CONTENT",
+    "8": "SPII",
+    "9": "MALFORMED_FUNCTION_CALL",
+}
+FINISH_NUMBER_RULE = _rule("finish_reason_number", r"\bFinish reason:\s{0,3}(\d)\b", re.IGNORECASE)
+ZERO_QUOTA_RULES: tuple[Rule, ...] = (
+    _rule("limit_zero", r"\b(limit)\s{0,3}[:=]\s{0,3}0\b(?![.\d])"),
+    _rule(
+        "quota_value_zero",
+        r"(quota_?[vV]alue|quota_limit_value)[\"']?\s{0,3}[:=]?\s{0,40}?(?:value:\s{0,3})?[\"']0[\"']",
+    ),
+)
+# Another vendor or another Google service: a paste that names one and no Gemini is not ours.
+FOREIGN_RULE = _rule(
+    "foreign",
+    r"\b(openai|anthropic|claude|bedrock|amazonaws|aws|azure|cohere|mistral|groq|perplexity|deepseek|"
+    r"(?:translate|maps|youtube|vision|speech|texttospeech|firestore|storage|bigquery|drive|sheets|gmail|"
+    r"firebase|places|geocoding)\.googleapis\.com|"
+    r"googleapis\.com/(?:drive|gmail|calendar|youtube|storage|bigquery|sheets|books|customsearch|oauth2/v\d/userinfo))\b",
+    re.IGNORECASE,
+)
+
+UNSUPPORTED_METHOD_RULE = _rule("unsupported_method", r"\bnot supported for ([a-zA-Z]{4,40})\b")
+# Model families that cannot generate text: naming one with generateContent is a method problem.
+NON_GENERATIVE_MODEL_RULE = _rule(
+    "non_generative_model", r"\b((?:gemini-|text-)?embedding[\w.-]{0,40}|imagen-[\w.-]{1,40}|veo-[\w.-]{1,40}|aqa)\b"
+)
+GENERATE_METHODS = frozenset({"generatecontent", "streamgeneratecontent"})
 
 SIGNAL_SCAN_CHARS = 200_000  # signals read the whole (already capped) text
 
@@ -139,6 +176,9 @@ class Signals:
     models: list[str] = field(default_factory=list)
     api_version: str | None = None
     gemini_context: bool = False
+    zero_quota: bool = False
+    foreign: list[str] = field(default_factory=list)
+    unsupported_method: str | None = None  # `not supported for X` with X a method the model lacks
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -178,7 +218,8 @@ def extract(text: str) -> Signals:
     if signals.http_status is None and signals.status:
         signals.http_status = STATUS_CODES.get(signals.status)
     signals.reasons = _all(REASON_RULES[0], text)
-    signals.finish_reasons = [r.upper() for r in _all(FINISH_RULES[0], text)]
+    numbered = [FINISH_REASON_NUMBERS[n] for n in _all(FINISH_NUMBER_RULE, text) if n in FINISH_REASON_NUMBERS]
+    signals.finish_reasons = list(dict.fromkeys([r.upper() for r in _all(FINISH_RULES[0], text)] + numbered))
     classes = _all(QUALIFIED_EXCEPTION_RULE, text) + _all(EXCEPTION_RULE, text)
     signals.exceptions = list(dict.fromkeys(classes))[:20]
     signals.quota_ids = list(dict.fromkeys(_all(QUOTA_RULES[0], text) + _all(QUOTA_RULES[1], text)))[:20]
@@ -187,4 +228,9 @@ def extract(text: str) -> Signals:
     version = _last((API_VERSION_RULE,), text)
     signals.api_version = version.lower() if version else None
     signals.gemini_context = bool(CONTEXT_RULE.pattern.search(text))
+    signals.zero_quota = any(rule.pattern.search(text) for rule in ZERO_QUOTA_RULES)
+    signals.foreign = [f.lower() for f in _all(FOREIGN_RULE, text, limit=5)]
+    method = _last((UNSUPPORTED_METHOD_RULE,), text)
+    if method and (method.lower() not in GENERATE_METHODS or NON_GENERATIVE_MODEL_RULE.pattern.search(text)):
+        signals.unsupported_method = method
     return signals

@@ -83,6 +83,10 @@ class ModelInfo:
     replacement: str | None
     entry_id: str
 
+    def shut_down(self, today: str) -> bool:
+        """Retired, or deprecated with a shutdown date that has passed (ISO dates compare as text)."""
+        return self.status == "retired" or bool(self.date and self.date <= today)
+
 
 def _read_meta(path: Path) -> dict[str, str] | None:
     """The meta table of a knowledge-base file, or None when it is not one."""
