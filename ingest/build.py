@@ -121,13 +121,11 @@ def _write(
     db: sqlite_utils.Database,
     guides: list[Guide],
     inputs: list[Path],
-    files: list[Path],
-    root: Path | None,
+    source_hashes: dict[str, str],
     digest: str,
 ) -> None:
     _create_schema(db)
     entries = [_entry_row(g) for g in guides]
-    by_display = {display_path(f, root): f for f in files}
     sources, links, signatures, models = [], [], [], []
     for guide in guides:
         sid = _source_id(guide.path)
@@ -137,7 +135,7 @@ def _write(
                 "kind": "guide",
                 "title": guide.title,
                 "path": guide.path,
-                "sha256": hashlib.sha256(by_display[guide.path].read_bytes()).hexdigest(),
+                "sha256": source_hashes.get(guide.path, ""),
             }
         )
         links.append({"entry_id": guide.id, "source_id": sid, "section": "", "advice": "{}"})
@@ -191,6 +189,37 @@ def _validate(path: Path, expected_entries: int) -> None:
         conn.close()
 
 
+def write_database(
+    guides: list[Guide],
+    db_path: Path,
+    *,
+    digest: str,
+    inputs: list[Path],
+    source_hashes: dict[str, str],
+    before_rename: Callable[[Path], None] | None = None,
+) -> None:
+    """Write parsed guides to a new file beside `db_path`, check it, and rename it into place."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".tmp", dir=db_path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        db = sqlite_utils.Database(tmp, recreate=True)
+        try:
+            with db.conn:
+                _write(db, guides, inputs, source_hashes, digest)
+            db.execute("VACUUM")
+        finally:
+            db.close()
+        _validate(tmp, len(guides))
+        if before_rename is not None:
+            before_rename(tmp)
+        os.replace(tmp, db_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def build(
     inputs: list[Path],
     db_path: Path,
@@ -210,26 +239,16 @@ def build(
         raise GuideError(problems)
     if not guides:
         raise GuideError([])
+    hashes = {display_path(f, root): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
     digest = input_hash(files, root=root)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".tmp", dir=db_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        db = sqlite_utils.Database(tmp, recreate=True)
-        try:
-            with db.conn:
-                _write(db, guides, inputs, files, root, digest)
-            db.execute("VACUUM")
-        finally:
-            db.close()
-        _validate(tmp, len(guides))
-        if before_rename is not None:
-            before_rename(tmp)
-        os.replace(tmp, db_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_database(
+        guides,
+        db_path,
+        digest=digest,
+        inputs=inputs,
+        source_hashes=hashes,
+        before_rename=before_rename,
+    )
     conn = sqlite3.connect(db_path)
     try:
         counts = [

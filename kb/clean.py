@@ -10,8 +10,8 @@ import html
 import re
 from dataclasses import dataclass
 
-MAX_CHARS = 12_000  # work budget per paste; longer pastes keep head and tail
-HEAD_CHARS = 3_000
+MAX_CHARS = 8_000  # work budget per paste; longer pastes keep head and tail
+HEAD_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,41 @@ RULES: tuple[CleanRule, ...] = (
     _rule("code_fence", r"```[a-zA-Z0-9_+-]{0,20}\n?", "\n"),
     _rule("inline_code", r"`", ""),
 )
+
+
+FRAME_RE = re.compile(
+    r"^[ \t]{0,12}(?:File \"[^\n]{0,400}\", line \d{1,7}|at [^\n]{0,400}\(?[^\n]{0,400}:\d{1,7}|[\w./-]{1,300}\.go:\d{1,7})"
+)
+KEEP_FRAMES = 4  # at each end of a run of stack frames
+
+
+def collapse_frames(text: str) -> str:
+    """Shorten long runs of stack frames to their first and last few: the frames in between rarely say more."""
+    lines = text.split("\n")
+    if len(lines) < 4 * KEEP_FRAMES:
+        return text
+    out: list[str] = []
+    run: list[str] = []  # lines of the current run of frames (a frame and its source line)
+
+    def flush() -> None:
+        frames = [i for i, line in enumerate(run) if FRAME_RE.match(line)]
+        if len(frames) > 2 * KEEP_FRAMES + 1:
+            head_end, tail_start = frames[KEEP_FRAMES], frames[-KEEP_FRAMES]
+            out.extend(run[:head_end])
+            out.append(f"  ... {len(frames) - 2 * KEEP_FRAMES} frames ...")
+            out.extend(run[tail_start:])
+        else:
+            out.extend(run)
+        run.clear()
+
+    for line in lines:
+        if FRAME_RE.match(line) or (run and line.startswith((" ", "\t")) and len(run) < 100_000):
+            run.append(line)
+        else:
+            flush()
+            out.append(line)
+    flush()
+    return "\n".join(out)
 
 
 def cap(text: str, limit: int = MAX_CHARS, head: int = HEAD_CHARS) -> str:

@@ -16,7 +16,7 @@ from datetime import date
 
 from rapidfuzz import fuzz
 
-from kb.clean import cap, clean
+from kb.clean import cap, clean, collapse_frames
 from kb.normalize import PLACEHOLDER, normalize, words
 from kb.redact import redact
 from kb.signals import Signals, extract
@@ -115,13 +115,13 @@ class _Evidence:
         return ranked[0] + sum(s * 0.25 / (i + 1) for i, s in enumerate(ranked[1:4]))
 
 
-def _template(norm: str) -> re.Pattern[str] | None:
-    """A signature with `<*>` parts as a bounded pattern: each `<*>` stands for one short stretch."""
+def _template(norm: str) -> tuple[str, re.Pattern[str]] | None:
+    """A signature with `<*>` parts as a bounded pattern (each `<*>` one short stretch), with its longest literal."""
     parts = norm.split(PLACEHOLDER)
     if len(parts) == 1:
         return None
     body = r"[^\n]{1,80}?".join(re.escape(p) for p in parts)
-    return re.compile(body)
+    return max(parts, key=len), re.compile(body)
 
 
 class Matcher:
@@ -198,7 +198,9 @@ class Matcher:
         if len(needle) < 4:
             return 0.0
         template = self.templates.get(sig.id)
-        if needle in norm or (template is not None and template.search(norm)):
+        if needle in norm:
+            return 1.0
+        if template is not None and template[0] in norm and template[1].search(norm):
             return 1.0
         if len(needle) >= FUZZY_MIN_LEN:
             score = fuzz.partial_ratio(needle, fuzzy_text, score_cutoff=FUZZY_CUTOFF)
@@ -247,7 +249,7 @@ class Matcher:
         """The best entries for `text`, best first, with a confident flag."""
         cleaned = clean(text if isinstance(text, str) else str(text))
         redacted, secret_kinds = redact(cleaned)
-        capped = cap(redacted)
+        capped = cap(collapse_frames(redacted))
         signals = extract(capped)
         norm = normalize(capped)
         fuzzy_text = norm if len(norm) <= FUZZY_TEXT_CHARS else norm[:1500] + " " + norm[-(FUZZY_TEXT_CHARS - 1500) :]
