@@ -42,7 +42,7 @@ RULES: tuple[CleanRule, ...] = (
 
 
 FRAME_RE = re.compile(
-    r"^[ \t]{0,12}(?:File \"[^\n]{0,400}\", line \d{1,7}|at [^\n]{0,400}\(?[^\n]{0,400}:\d{1,7}|[\w./-]{1,300}\.go:\d{1,7})"
+    r"^[ \t]{0,12}(?:File \"[^\n]{0,400}\", line \d{1,7}|at [^\n]{0,400}:\d{1,7}|[\w./-]{1,300}\.go:\d{1,7})"
 )
 KEEP_FRAMES = 4  # at each end of a run of stack frames
 
