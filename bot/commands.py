@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from bot import ask
+from bot.checks import command as check_command
 
-REGISTRARS = [ask.register]
+REGISTRARS = [ask.register, check_command.register]
