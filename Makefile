@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench eval kb clean
+.PHONY: run test lint bench bench-bot eval kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m kb.bench
+
+bench-bot: kb
+	$(BIN)/python bench/bot_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

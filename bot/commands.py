@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import ask
+from bot import ask, serve
 from bot.checks import command as check_command
 
-REGISTRARS = [ask.register, check_command.register]
+REGISTRARS = [ask.register, check_command.register, serve.register]

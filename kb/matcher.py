@@ -71,6 +71,9 @@ class Match:
     score: float
     why: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "score", round(self.score, 3))
+
 
 @dataclass
 class MatchResult:
@@ -290,8 +293,10 @@ class Matcher:
             scores[eid] = score
 
         ranked = [(eid, score) for eid, score in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if score > 0]
+        top_raw = ranked[0][1] if ranked else 1.0
+        # Runners-up are shown relative to the winner, so two strong candidates do not both read 1.00.
         matches = [
-            Match(eid, self.kb.entries[eid].title, _calibrate(score), _why(evidence[eid]))
+            Match(eid, self.kb.entries[eid].title, _calibrate(score) * min(1.0, score / top_raw), _why(evidence[eid]))
             for eid, score in ranked[:limit]
         ]
         confident, reason = self._decide(ranked, signals, evidence)
@@ -327,7 +332,7 @@ def _contains_word(haystack: str, needle: str) -> bool:
 
 def _calibrate(score: float) -> float:
     """Map the raw evidence score onto 0..1 (logistic around the confidence threshold)."""
-    return round(1.0 / (1.0 + math.exp(-6.0 * (score - 0.6))), 3)
+    return 1.0 / (1.0 + math.exp(-6.0 * (score - 0.6)))
 
 
 def _why(ev: _Evidence) -> str:

@@ -1,0 +1,386 @@
+"""The Slack adapter: a bolt App whose listeners hand messages to the matcher and checks and
+post what `bot.blocks` renders. Transport (Socket Mode, HTTP) is `bot.serve`'s business.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot import blocks, slash
+from bot.policy import ChannelMode, Incoming, Trigger, classify, event_key, looks_like_error, message_key, should_answer
+from bot.slash import CheckCommand, Checker
+from bot.state import StateDB
+from kb.matcher import match
+from kb.store import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+LISTENER_THREADS = 16
+SLACK_TIMEOUT_S = 10
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """The Slack side of the configuration, read once at start-up. Secrets stay out of repr."""
+
+    bot_token: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    signing_secret: str = field(default="", repr=False)
+    api_url: str | None = None  # Slack Web API base URL (tests, enterprise proxies)
+    channel_mode: ChannelMode = ChannelMode.ERRORS
+    check_timeout: float = 5.0  # per network step of a check
+    checks_per_minute: int = 5  # per user
+    team_key: str | None = field(default=None, repr=False)  # the Gemini key checks use by default
+
+
+def load_bot_settings(env: dict[str, str] | None = None) -> BotSettings:
+    """Read SLACK_* and GEMINI_KB_* variables (see docs/slack-setup.md)."""
+    from bot.checks.command import configured_key
+
+    env = dict(os.environ) if env is None else env
+
+    def get(name: str) -> str | None:
+        value = (env.get(name) or "").strip()
+        return value or None
+
+    mode = (get("GEMINI_KB_CHANNEL_MODE") or ChannelMode.ERRORS.value).lower()
+    if mode not in {m.value for m in ChannelMode}:
+        choices = ", ".join(m.value for m in ChannelMode)
+        raise ConfigError(f"GEMINI_KB_CHANNEL_MODE={mode!r}: expected one of {choices}")
+    try:
+        timeout = float(get("GEMINI_KB_CHECK_TIMEOUT") or 5.0)
+        per_minute = int(get("GEMINI_KB_CHECKS_PER_MINUTE") or 5)
+    except ValueError as exc:
+        raise ConfigError(f"GEMINI_KB_CHECK_TIMEOUT / GEMINI_KB_CHECKS_PER_MINUTE: {exc}") from exc
+    if not 0 < timeout <= 60:
+        raise ConfigError("GEMINI_KB_CHECK_TIMEOUT must be between 0 and 60 seconds")
+    return BotSettings(
+        bot_token=get("SLACK_BOT_TOKEN"),
+        app_token=get("SLACK_APP_TOKEN"),
+        signing_secret=get("SLACK_SIGNING_SECRET") or "",
+        api_url=get("SLACK_API_URL"),
+        channel_mode=ChannelMode(mode),
+        check_timeout=timeout,
+        checks_per_minute=per_minute,
+        team_key=configured_key(env),
+    )
+
+
+def web_client(settings: BotSettings, *, api_url: str | None = None) -> WebClient:
+    """A Web API client for the bot token; Slack's 429s are retried (nothing was posted)."""
+    base = api_url or settings.api_url or WebClient.BASE_URL
+    return WebClient(
+        token=settings.bot_token,
+        base_url=base if base.endswith("/") else base + "/",
+        timeout=SLACK_TIMEOUT_S,
+        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.message
+
+
+def _value(action: dict) -> dict:
+    try:
+        data = json.loads(action.get("value") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class GeminiBot:
+    """The bolt App plus what its listeners share: knowledge base, state, checker."""
+
+    def __init__(
+        self,
+        *,
+        kb: KnowledgeBase,
+        state: StateDB,
+        settings: BotSettings,
+        client: WebClient | None = None,
+        checker: Checker | None = None,
+    ):
+        self.kb, self.state, self.settings = kb, state, settings
+        self.checker = checker or Checker(
+            kb,
+            state,
+            timeout=settings.check_timeout,
+            per_user_per_minute=settings.checks_per_minute,
+            team_key=settings.team_key,
+        )
+        self._done = threading.Condition()
+        self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
+        self._listeners = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener")
+        # bolt reads SLACK_BOT_TOKEN itself and then warns that our client (which carries that
+        # same token and SLACK_API_URL) wins: true and expected, so keep the warning out of the log.
+        bolt_log = logging.getLogger("slack_bolt.App")
+        quiet = _DropMessage(warning_client_prioritized_and_token_skipped())
+        bolt_log.addFilter(quiet)
+        try:
+            self.app = App(
+                client=client or web_client(settings),
+                signing_secret=settings.signing_secret,
+                # Long-lived server: ack first, then work on the listener pool (Slack wants an ack in 3 s).
+                process_before_response=False,
+                listener_executor=self._listeners,
+                name="gemini-kb",
+            )
+        finally:
+            bolt_log.removeFilter(quiet)
+        self._register()
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("message")(self._on_message)
+        app.event("app_mention")(self._on_mention)
+        app.event("app_home_opened")(self._on_home)
+        app.action(blocks.ACTION_FIXED)(self._on_feedback)
+        app.action(blocks.ACTION_NOT_IT)(self._on_feedback)
+        app.action(blocks.ACTION_RUN_CHECK)(self._on_run_check)
+        app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
+        app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
+        slash.register(app, kb=self.kb, state=self.state, checker=self.checker)
+
+    def wait_for_events(self, count: int, timeout: float) -> bool:
+        """Block until `count` listener runs have finished (or `timeout` passes)."""
+        with self._done:
+            return self._done.wait_for(lambda: self.events_done >= count, timeout)
+
+    def _finished(self) -> None:
+        with self._done:
+            self.events_done += 1
+            self._done.notify_all()
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _on_message(self, body, context, client) -> None:
+        self._on_event("message", body, context, client)
+
+    def _on_mention(self, body, context, client) -> None:
+        self._on_event("app_mention", body, context, client)
+
+    def _on_event(self, event_type: str, body: dict, context, client: WebClient) -> None:
+        start = time.perf_counter()
+        try:
+            incoming, why = classify(
+                body.get("event") or {},
+                event_type=event_type,
+                event_id=body.get("event_id"),
+                bot_user_id=context.bot_user_id,
+                bot_id=context.bot_id,
+            )
+            if incoming is None:
+                log.debug("ignored %s event %s: %s", event_type, body.get("event_id"), why)
+                return
+            key = event_key(incoming)
+            if key and not self.state.claim(key):
+                log.info("event %s already handled (a Slack retry)", incoming.event_id)
+                return
+            self._answer(incoming, client, start)
+        finally:
+            self._finished()
+
+    def _answer(self, incoming: Incoming, client: WebClient, start: float) -> None:
+        if not incoming.text:
+            if incoming.trigger is not Trigger.CHANNEL and self.state.claim(message_key(incoming)):
+                self._post(client, incoming, blocks.notice_message(slash.HELP, fallback=slash.HELP_TEXT))
+            return
+        result = match(incoming.text, self.kb)
+        if result.secrets_found and self.state.claim(message_key(incoming, "warn")):
+            self._post_ephemeral(client, incoming, blocks.secret_warning(result.secret_kinds))
+        top = result.top
+        record = dict(
+            source=incoming.trigger.value,
+            channel=incoming.channel,
+            entry_id=top.id if top else None,
+            confidence=top.score if top else None,
+            confident=result.confident,
+            text=incoming.text,
+            reason=result.abstain_reason,
+            candidates=[m.id for m in result.matches],
+        )
+        if not should_answer(incoming, result, mode=self.settings.channel_mode):
+            if not result.confident and looks_like_error(incoming.text, result.signals):
+                self.state.record_paste(**record)  # an error we had nothing for: curation material
+            return
+        if not self.state.claim(message_key(incoming)):
+            log.info("message %s/%s already answered", incoming.channel, incoming.ts)
+            return
+        self._post(client, incoming, blocks.answer_message(result, self.kb))
+        self.state.record_paste(**record)
+        log.info(
+            "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
+            incoming.trigger.value,
+            incoming.event_id,
+            top.id if top else "-",
+            top.score if top else 0.0,
+            result.confident,
+            (time.perf_counter() - start) * 1000,
+        )
+
+    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
+        try:
+            client.chat_postMessage(
+                channel=incoming.channel,
+                thread_ts=incoming.reply_thread,
+                unfurl_links=False,
+                unfurl_media=False,
+                **message.kwargs(),
+            )
+        except SlackApiError as exc:
+            log.error("chat.postMessage to %s failed: %s", incoming.channel, exc.response.get("error"))
+
+    def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
+        try:
+            client.chat_postEphemeral(
+                channel=incoming.channel, user=incoming.user, thread_ts=incoming.thread_ts, **message.kwargs()
+            )
+        except SlackApiError as exc:
+            log.error("chat.postEphemeral to %s failed: %s", incoming.channel, exc.response.get("error"))
+
+    # -- App Home -------------------------------------------------------------------------
+
+    def _on_home(self, event, client) -> None:
+        try:
+            if event.get("tab", "home") != "home" or not event.get("user"):
+                return
+            view = blocks.home_view(self.kb, self.state.summary(days=7))
+            try:
+                client.views_publish(user_id=event["user"], view=view)
+            except SlackApiError as exc:
+                log.error("views.publish failed: %s", exc.response.get("error"))
+        finally:
+            self._finished()
+
+    # -- buttons --------------------------------------------------------------------------
+
+    def _reply_to_click(self, body: dict, client: WebClient, respond, message: blocks.SlackMessage) -> None:
+        """An ephemeral answer to whoever clicked, in the clicked message's thread."""
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        clicked = body.get("message") or {}
+        if container.get("is_ephemeral") or not channel:
+            respond(response_type="ephemeral", replace_original=False, **message.kwargs())
+            return
+        try:
+            client.chat_postEphemeral(
+                channel=channel,
+                user=body["user"]["id"],
+                thread_ts=clicked.get("thread_ts") or clicked.get("ts"),
+                **message.kwargs(),
+            )
+        except SlackApiError as exc:
+            log.error("chat.postEphemeral to %s failed: %s", channel, exc.response.get("error"))
+
+    def _on_feedback(self, ack, body, action, client, respond) -> None:
+        ack()
+        try:
+            verdict = blocks.VERDICTS[action["action_id"]]
+            value = _value(action)
+            user = body["user"]["id"]
+            container = body.get("container") or {}
+            channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+            clicked = body.get("message") or {}
+            ts = clicked.get("ts") or container.get("message_ts") or ""
+            entry_id = str(value.get("e") or "")
+            if entry_id:
+                confidence = value.get("c")
+                self.state.record_feedback(
+                    user=user,
+                    channel=channel,
+                    message_ts=ts,
+                    entry_id=entry_id,
+                    verdict=verdict,
+                    confidence=float(confidence) if isinstance(confidence, int | float) else None,
+                )
+            updated = blocks.feedback_acknowledged(clicked.get("blocks") or [], user=user, verdict=verdict)
+            text = clicked.get("text") or "Gemini error answer"
+            if container.get("is_ephemeral") or not (channel and ts):
+                respond(replace_original=True, text=text, blocks=updated)
+            else:
+                try:
+                    client.chat_update(channel=channel, ts=ts, text=text, blocks=updated)
+                except SlackApiError as exc:
+                    log.error("chat.update failed: %s", exc.response.get("error"))
+            log.info("feedback %s on %s from an answer in %s", verdict, entry_id or "?", channel)
+        finally:
+            self._finished()
+
+    def _on_run_check(self, ack, body, action, client, respond) -> None:
+        ack()
+        try:
+            value = _value(action)
+            kind = value.get("k")
+            if kind not in ("key", "endpoint", "model"):
+                return
+            model = value.get("m") if kind == "model" else None
+            cmd = CheckCommand("checks", (kind,), model=model if isinstance(model, str) else None)
+            user = body["user"]["id"]
+            allowed, why = self.checker.allow(user)
+            if not allowed:
+                self._reply_to_click(body, client, respond, blocks.notice_message(why))
+                return
+            outcome = self.checker.run(cmd, user=user, source="button")
+            if outcome.report is None:
+                message = blocks.notice_message(outcome.notice)
+            else:
+                message = blocks.check_report_message(outcome.report, [kind])
+            self._reply_to_click(body, client, respond, message)
+        finally:
+            self._finished()
+
+    def _on_candidates(self, ack, body, action, client, respond) -> None:
+        ack()
+        try:
+            pairs = []
+            for item in _value(action).get("o") or []:
+                if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str):
+                    pairs.append((item[0], float(item[1]) if isinstance(item[1], int | float) else 0.0))
+            self._reply_to_click(body, client, respond, blocks.candidates_message(pairs, self.kb))
+        finally:
+            self._finished()
+
+    def _on_show_entry(self, ack, body, action, client, respond) -> None:
+        ack()
+        try:
+            entry = self.kb.entry(str(action.get("value") or ""))
+            message = blocks.entry_message(entry) if entry else blocks.notice_message("That entry no longer exists.")
+            self._reply_to_click(body, client, respond, message)
+        finally:
+            self._finished()
+
+    def close(self) -> None:
+        """Stop taking work; listeners already running finish on their own (daemon-free, bounded)."""
+        self._listeners.shutdown(wait=False, cancel_futures=True)
+        self.checker.close()
+
+
+def build_app(
+    settings: BotSettings, kb: KnowledgeBase, state: StateDB, *, slack_api_url: str | None = None
+) -> GeminiBot:
+    """The bot for `settings`; `slack_api_url` overrides SLACK_API_URL (tests, proxies)."""
+    return GeminiBot(kb=kb, state=state, settings=settings, client=web_client(settings, api_url=slack_api_url))

@@ -1,0 +1,428 @@
+"""Block Kit for every message the bot sends, each with a plain-text fallback.
+
+Pure functions: knowledge-base entries, match results and check reports in; message dicts
+out, always within Slack's limits (50 blocks a message, 100 in a Home tab, 3000 characters
+a section, 150 a header, 75 a button label, 2000 a button value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from bot.checks.result import CheckReport, CheckResult
+from bot.render_text import answer_text, numbered, status_label
+from kb.matcher import Match, MatchResult
+from kb.redact import mask, redact
+from kb.store import Entry, KnowledgeBase
+
+if TYPE_CHECKING:
+    from bot.state import StateSummary
+
+MAX_BLOCKS = 50
+MAX_HOME_BLOCKS = 100
+MAX_TEXT = 3000
+MAX_HEADER = 150
+MAX_BUTTON = 75
+MAX_VALUE = 2000
+MAX_CONTEXT = 2000
+MAX_FALLBACK = 3000
+# Below this a candidate rests on a loose title resemblance only ("hello there" -> some title):
+# offering it as "closest" would mislead more than help.
+CANDIDATE_FLOOR = 0.15
+
+# action_ids: the app registers one listener per id.
+ACTION_FIXED = "feedback_fixed"
+ACTION_NOT_IT = "feedback_not_it"
+ACTION_RUN_CHECK = "run_check"
+ACTION_CANDIDATES = "show_candidates"
+ACTION_SHOW_ENTRY = "show_entry"
+ANSWER_ACTIONS_BLOCK = "answer_actions"
+FEEDBACK_ACK_BLOCK = "feedback_ack"
+VERDICTS = {ACTION_FIXED: "fixed", ACTION_NOT_IT: "not_it"}
+
+# Families whose fix starts with "is the key itself working?".
+KEY_FAMILIES = frozenset(
+    {"unauthenticated", "permission-denied", "service-disabled", "billing-required", "location-unsupported"}
+)
+NETWORK_FAMILIES = frozenset({"dns-or-connect-failure", "tls-or-proxy-error", "connection-reset", "client-timeout"})
+MODEL_FAMILIES = frozenset({"model-not-found", "model-retired", "method-not-supported"})
+
+
+@dataclass
+class SlackMessage:
+    """A message body: `text` is the notification and accessibility fallback."""
+
+    text: str
+    blocks: list[dict] = field(default_factory=list)
+
+    def kwargs(self) -> dict[str, object]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+# -- text helpers ------------------------------------------------------------------------
+
+_MD_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("bold", re.compile(r"\*\*([^*\n]{1,200})\*\*"), r"*\1*"),
+    ("link", re.compile(r"\[([^\]\n]{1,200})\]\((https?://[^)\s]{1,1000})\)"), r"<\2|\1>"),
+)
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, escaped as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn(text: str) -> str:
+    """Guide Markdown to Slack mrkdwn: escape, then bold and links."""
+    text = escape(text)
+    for _name, pattern, repl in _MD_RULES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def truncate(text: str, limit: int, tail: str = "…") -> str:
+    return text if len(text) <= limit else text[: limit - len(tail)] + tail
+
+
+def _section(text: str, **extra: object) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_TEXT)}, **extra}
+
+
+def _context(*texts: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(t, MAX_CONTEXT)} for t in texts[:10]]}
+
+
+def _header(text: str) -> dict:
+    return {"type": "header", "text": {"type": "plain_text", "text": truncate(text, MAX_HEADER), "emoji": True}}
+
+
+def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict:
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": truncate(text, MAX_BUTTON), "emoji": True},
+        "action_id": action_id,
+        "value": value[:MAX_VALUE],
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _code(code: str, limit: int = MAX_TEXT) -> str:
+    body = escape(code.rstrip()).replace("```", "'''")
+    return "```\n" + truncate(body, limit - 9, "\n…") + "\n```"
+
+
+def _listed(title: str, lines: str) -> str:
+    """A titled list that fits one section, cutting at a line boundary."""
+    text = f"*{title}*\n{lines}"
+    if len(text) <= MAX_TEXT:
+        return text
+    cut = text[: MAX_TEXT - 40].rsplit("\n", 1)[0]
+    return cut + "\n…(more in `gemini-kb show`)"
+
+
+def _link(url: str) -> str:
+    parts = urlsplit(url)
+    label = (parts.netloc + parts.path).rstrip("/") or url
+    return f"<{url}|{escape(truncate(label, 80))}>"
+
+
+def _source(title: str, path: str) -> str:
+    label = escape(truncate(title or path, 100))
+    return f"<{path}|{label}>" if path.startswith(("http://", "https://")) else label
+
+
+def fit(blocks: list[dict], limit: int = MAX_BLOCKS) -> list[dict]:
+    """Keep within the block limit, dropping from the middle so the header and the buttons stay."""
+    if len(blocks) <= limit:
+        return blocks
+    keep_tail = 2
+    return [*blocks[: limit - keep_tail - 1], _context("…(shortened)"), *blocks[-keep_tail:]]
+
+
+def status_line(entry: Entry) -> str:
+    parts = [f"`{entry.id}`", status_label(entry), f"retry helps: {entry.retryable}"]
+    if not entry.reviewed:
+        parts.append("unreviewed")
+    return " · ".join(parts)
+
+
+def confidence_label(score: float) -> str:
+    return "high" if score >= 0.85 else "medium" if score >= 0.6 else "low"
+
+
+def related_check(entry: Entry) -> str | None:
+    """The check that tells whether this family is what is happening."""
+    if entry.id.startswith("api-key") or entry.id in KEY_FAMILIES or entry.http_status in (401, 403):
+        return "key"
+    if entry.id in NETWORK_FAMILIES:
+        return "endpoint"
+    if entry.id in MODEL_FAMILIES:
+        return "model"
+    return None
+
+
+# -- answers -----------------------------------------------------------------------------
+
+
+def entry_blocks(entry: Entry) -> list[dict]:
+    """The essentials of an entry: title and status, cause, fix, code, links, other sources."""
+    blocks = [_header(entry.title), _context(status_line(entry))]
+    if entry.summary:
+        blocks.append(_section(mrkdwn(entry.summary)))
+    if entry.causes:
+        blocks.append(_section(_listed("Likely cause", "\n".join(f"• {mrkdwn(c)}" for c in entry.causes))))
+    if entry.fix:
+        blocks.append(_section(_listed("Fix", numbered([mrkdwn(s) for s in entry.fix], indent=""))))
+    if entry.example:
+        blocks.append(
+            _section(f"*Example* ({escape(entry.example_lang or 'code')})\n" + _code(entry.example, MAX_TEXT - 40))
+        )
+    links = [_link(d) for d in entry.docs[:6]]
+    if links:
+        blocks.append(_context("Docs: " + " · ".join(links)))
+    articles = [s for s in entry.sources if s.kind != "guide"]
+    if articles:
+        shown = [_source(s.title, s.path) for s in articles[:5]]
+        blocks.append(_context("Also described in: " + " · ".join(shown)))
+    return blocks
+
+
+def _answer_value(top: Match, others: list[Match], model: str | None) -> str:
+    data: dict[str, object] = {"e": top.id, "c": top.score, "o": [[m.id, m.score] for m in others]}
+    if model:
+        data["m"] = model[:100]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def answer_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
+    """The reply to a paste: the matched entry, or an honest 'no match' with the closest candidates."""
+    top = result.top
+    if top is None or not result.confident:
+        return no_match_message(result, kb)
+    entry = kb.entries[top.id]
+    others = result.matches[1:]
+    blocks = entry_blocks(entry)
+    blocks.append(
+        _context(
+            f"Why: {escape(top.why or 'signature match')} · confidence {top.score:.2f} ({confidence_label(top.score)})"
+        )
+    )
+    model = result.signals.models[0] if result.signals.models else None
+    value = _answer_value(top, others, model)
+    buttons = [
+        _button("Fixed it", ACTION_FIXED, value, style="primary"),
+        _button("Not it", ACTION_NOT_IT, value),
+    ]
+    check = related_check(entry)
+    if check == "model" and not model:
+        check = None
+    if check:
+        label = {"key": "Run key check", "endpoint": "Run endpoint check", "model": f"Check model {model}"}[check]
+        buttons.append(
+            _button(label, ACTION_RUN_CHECK, json.dumps({"k": check, "m": model} if model else {"k": check}))
+        )
+    if others:
+        buttons.append(_button(f"Other candidates ({len(others)})", ACTION_CANDIDATES, value))
+    blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
+    return SlackMessage(fallback_text(result, kb), fit(blocks))
+
+
+def no_match_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
+    """Say plainly that nothing matched, show the closest candidates and what to try next."""
+    reason = result.abstain_reason or "nothing in the message matches a known error"
+    blocks: list[dict] = [_section(f":mag: I couldn't match this to a known Gemini API error ({escape(reason)}).")]
+    candidates = [m for m in result.matches if m.score >= CANDIDATE_FLOOR]
+    if candidates:
+        blocks.append(_section(candidates_text(candidates, kb)))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "candidate_actions",
+                "elements": [_button(f"Show {m.id}", ACTION_SHOW_ENTRY, m.id) for m in candidates[:5]],
+            }
+        )
+    blocks.append(
+        _context(
+            "Paste the whole error body or the last lines of the traceback, "
+            "or run `/gemini-check` to test the API key and the endpoint."
+        )
+    )
+    return SlackMessage(fallback_text(result, kb), blocks)
+
+
+def candidates_text(matches: list[Match], kb: KnowledgeBase) -> str:
+    lines = []
+    for m in matches[:5]:
+        entry = kb.entries.get(m.id)
+        label = status_label(entry) if entry else ""
+        why = f" — {escape(truncate(m.why, 200))}" if m.why else ""
+        lines.append(f"• *{escape(m.title)}* (`{m.id}`, {label}, {m.score:.2f}){why}")
+    return _listed("Closest candidates", "\n".join(lines))
+
+
+def candidates_message(candidates: list[tuple[str, float]], kb: KnowledgeBase) -> SlackMessage:
+    """The other candidates of an answer, on request (from the button's stored ids and scores)."""
+    matches = [Match(eid, kb.entries[eid].title, score, "") for eid, score in candidates if eid in kb.entries]
+    if not matches:
+        return SlackMessage("No other candidates.", [_section("No other candidates.")])
+    blocks = [
+        _section(candidates_text(matches, kb)),
+        {
+            "type": "actions",
+            "block_id": "candidate_actions",
+            "elements": [_button(f"Show {m.id}", ACTION_SHOW_ENTRY, m.id) for m in matches[:5]],
+        },
+    ]
+    return SlackMessage("Other candidates: " + ", ".join(m.id for m in matches), blocks)
+
+
+def entry_message(entry: Entry) -> SlackMessage:
+    """One entry in full essentials (from a Show button or a lookup by id)."""
+    return SlackMessage(f"{entry.title} ({entry.id}, {status_label(entry)})", fit(entry_blocks(entry)))
+
+
+def fallback_text(result: MatchResult, kb: KnowledgeBase) -> str:
+    """The console's text answer, minus the secret warning (that goes to the poster alone)."""
+    quiet = dataclasses.replace(result, secrets_found=False, secret_kinds=[])
+    return truncate(answer_text(quiet, kb).strip(), MAX_FALLBACK)
+
+
+def secret_warning(kinds: list[str]) -> SlackMessage:
+    """Ephemeral, to the poster only."""
+    what = ", ".join(kinds) or "a secret"
+    text = (
+        f":warning: Your message contains a secret ({escape(what)}). I did not repeat it, but everyone in "
+        "the conversation can read your message: delete it, then rotate the key now "
+        "(https://aistudio.google.com/apikey for Gemini API keys) and update wherever it is used."
+    )
+    return SlackMessage(text, [_section(text)])
+
+
+def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str) -> list[dict]:
+    """The answer's blocks with the feedback buttons replaced by a thank-you line."""
+    out: list[dict] = []
+    for block in blocks:
+        if block.get("block_id") == FEEDBACK_ACK_BLOCK:
+            continue
+        if block.get("type") == "actions" and block.get("block_id") == ANSWER_ACTIONS_BLOCK:
+            rest = [e for e in block.get("elements", []) if e.get("action_id") not in VERDICTS]
+            if rest:
+                out.append({**block, "elements": rest})
+            continue
+        out.append(block)
+    if verdict == "fixed":
+        note = f":white_check_mark: <@{user}> says this fixed it. Thanks for telling us!"
+    else:
+        note = f":memo: <@{user}> says this was not it. Noted; try the other candidates or `/gemini-check`."
+    out.append({"type": "context", "block_id": FEEDBACK_ACK_BLOCK, "elements": [{"type": "mrkdwn", "text": note}]})
+    return fit(out)
+
+
+# -- checks ------------------------------------------------------------------------------
+
+CHECK_TITLES = {"key": "API key", "endpoint": "Endpoint", "model": "Model"}
+
+
+def _result_text(r: CheckResult) -> str:
+    mark = ":white_check_mark:" if r.ok else ":x:"
+    took = f" · {r.latency_ms:.0f} ms" if r.latency_ms is not None else ""
+    lines = [f"{mark} *{escape(r.name)}*{took}"]
+    if r.detail:
+        lines.append(escape(truncate(redact(r.detail)[0], 900)))
+    if not r.ok and r.entry_id:
+        lines.append(f"→ *{escape(r.entry_title or r.entry_id)}* (`{r.entry_id}`)")
+        if r.fix:
+            lines.append(numbered([mrkdwn(redact(s)[0]) for s in r.fix[:4]], indent=""))
+    return "\n".join(lines)
+
+
+def check_report_message(report: CheckReport, kinds: list[str], *, requested_by: str | None = None) -> SlackMessage:
+    """The result of /gemini-check: one section per check, each failure explained by its entry."""
+    what = ", ".join(CHECK_TITLES.get(k, k) for k in kinds) or "Checks"
+    failed = [r for r in report.results if not r.ok]
+    verdict = "all passed" if report.ok else f"{len(failed)} of {len(report.results)} failed"
+    blocks = [_header(f"{what} check: {verdict}")]
+    meta = []
+    if report.target:
+        meta.append(f"Target: `{escape(redact(report.target)[0])}`")
+    if requested_by:
+        meta.append(f"Requested by <@{requested_by}>")
+    if meta:
+        blocks.append(_context(" · ".join(meta)))
+    for r in report.results[: MAX_BLOCKS - 4]:
+        blocks.append(_section(_result_text(r)))
+    blocks.append(_context("`/gemini-check help` lists every check."))
+    lines = [f"{what} check: {verdict}"]
+    lines += [f"{'ok' if r.ok else 'FAILED'} {r.name}: {redact(r.detail)[0]}" for r in report.results]
+    return SlackMessage(truncate("\n".join(lines), MAX_FALLBACK), fit(blocks))
+
+
+def notice_message(text: str, *, fallback: str | None = None) -> SlackMessage:
+    """A one-paragraph reply (help, rate limited, timed out, usage)."""
+    return SlackMessage(fallback or text, [_section(text)])
+
+
+# -- App Home ----------------------------------------------------------------------------
+
+
+def quick_reference_blocks(kb: KnowledgeBase) -> list[dict]:
+    """One section per status (`429 RESOURCE_EXHAUSTED`), listing its families."""
+    groups: dict[str, list[Entry]] = {}
+    order = sorted(kb.entries.values(), key=lambda e: (e.http_status is None, e.http_status or 0, e.status or "", e.id))
+    for entry in order:
+        groups.setdefault(status_label(entry), []).append(entry)
+    out = []
+    for label, entries in groups.items():
+        lines = "\n".join(f"• `{e.id}` {escape(e.title)}" + ("" if e.reviewed else " _(unreviewed)_") for e in entries)
+        out.append(_section(_listed(escape(label), lines)))
+    return out
+
+
+def quick_reference_message(kb: KnowledgeBase) -> SlackMessage:
+    body = [_header("Gemini API errors: quick reference"), *quick_reference_blocks(kb)]
+    return SlackMessage("Gemini API errors: quick reference", fit(body))
+
+
+def home_view(kb: KnowledgeBase, summary: StateSummary) -> dict:
+    """The App Home tab: activity of the last days, then the quick reference grouped by status."""
+    blocks: list[dict] = [_header("Gemini API errors: quick reference")]
+    names = {eid: e.title for eid, e in kb.entries.items()}
+    activity = [
+        f"*Last {summary.days} days*: {summary.pastes} errors looked up, "
+        f"{summary.unmatched} with no match, {summary.checks} checks run ({summary.checks_failed} failed)."
+    ]
+    if summary.top_entries:
+        activity.append("*Most frequent*")
+        activity += [
+            f"{i}. {escape(names.get(e, e))} (`{e}`) × {n}" for i, (e, n) in enumerate(summary.top_entries[:5], 1)
+        ]
+    blocks.append(_section("\n".join(activity)))
+    blocks.append(
+        _context(
+            "Paste an error in a channel I'm in, mention me, or DM me. "
+            "`/gemini-check` tests the API key and the endpoint; `/gemini-check <error text>` looks it up."
+        )
+    )
+    blocks.append({"type": "divider"})
+    blocks += quick_reference_blocks(kb)
+    blocks.append(_context(f"Knowledge base {escape(kb.version())} · {len(kb.entries)} entries"))
+    return {"type": "home", "blocks": fit(blocks, MAX_HOME_BLOCKS)}
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+
+def scrub(message: SlackMessage, secret: str | None) -> SlackMessage:
+    """The message with every occurrence of `secret` replaced by its mask (defence in depth)."""
+    if not secret:
+        return message
+    masked = mask(secret)
+    blocks = json.loads(json.dumps(message.blocks).replace(json.dumps(secret)[1:-1], masked))
+    return SlackMessage(message.text.replace(secret, masked), blocks)

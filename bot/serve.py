@@ -1,0 +1,277 @@
+"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console) and `gemini-kb stats`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from bot.state import StateDB, StateSummary, open_state
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+DEFAULT_PORT = 3000
+DEFAULT_THREADS = 8
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+# -- HTTP mode ----------------------------------------------------------------------------
+
+
+def health(kb_path: Path, *, entries: int) -> tuple[bool, dict[str, object]]:
+    """Whether the knowledge base is loaded and its file still readable."""
+    try:
+        conn = sqlite3.connect(f"file:{kb_path}?mode=ro", uri=True)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return False, {"ok": False, "kb_loaded": False, "error": f"knowledge base unreadable: {exc}"}
+    ok = entries > 0
+    return ok, {
+        "ok": ok,
+        "kb_loaded": ok,
+        "entries": entries,
+        "kb_version": meta.get("input_hash", "")[:12],
+        "kb_built_at": meta.get("built_at"),
+    }
+
+
+def make_wsgi(bot) -> WSGIApp:
+    """Slack's events at /slack/events (signed requests only, via bolt) and /healthz."""
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    slack = SlackRequestHandler(bot.app, path=EVENTS_PATH)
+
+    def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            ok, data = health(bot.kb.path, entries=len(bot.kb.entries))
+            data["state_persistent"] = bot.state.persistent
+            body = json.dumps(data).encode()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("Cache-Control", "no-store"),
+                ],
+            )
+            return [body]
+        return slack(environ, start_response)
+
+    return application
+
+
+class HttpServer:
+    """waitress (a production WSGI server with a thread pool) on one address; start/stop for tests."""
+
+    def __init__(
+        self, wsgi: WSGIApp, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT, threads: int = DEFAULT_THREADS
+    ):
+        from waitress import create_server
+
+        self._server = create_server(
+            wsgi,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="gemini-kb",
+            asyncore_loop_timeout=0.2,  # how fast stop() is noticed
+            max_request_body_size=1_048_576,  # Slack payloads are small; refuse floods early
+        )
+        self.host = host
+        self.port = int(self._server.effective_port)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="waitress", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close every socket from inside the server's own loop (closing them from here races its select)."""
+        from waitress import wasyncore
+
+        server = self._server
+        if self._thread is not None and self._thread.is_alive():
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            self._thread.join(5)
+        else:
+            wasyncore.close_all(server._map)
+        server.task_dispatcher.shutdown(timeout=2)
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.app import ConfigError, load_bot_settings
+    from bot.cli import UsageError, open_from_args
+
+    try:
+        config = load_bot_settings()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    use_console = args.console or (not config.bot_token and not args.http)
+    # The console's standard output is the answer; only warnings go to stderr unless asked.
+    level = os.environ.get("LOG_LEVEL") or ("WARNING" if use_console else "INFO")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.http and not config.bot_token:
+        raise UsageError("--http needs SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET); without them, run the console")
+    if not use_console:
+        if args.http and not config.signing_secret:
+            raise UsageError("--http needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
+        if not args.http and not config.app_token:
+            raise UsageError(
+                "SLACK_BOT_TOKEN is set but SLACK_APP_TOKEN is not: set SLACK_APP_TOKEN (xapp-...) for Socket Mode, "
+                "or pass --http to serve Slack's HTTP events"
+            )
+    kb = open_from_args(args)
+    state = open_state(args.settings.state_path)
+    if use_console:
+        return _console(kb, state, config)
+    if args.http:
+        return _serve_http(kb, state, config, args)
+    return _serve_socket(kb, state, config)
+
+
+def _build(kb, state, config):
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import build_app
+    from bot.cli import UsageError
+
+    try:
+        return build_app(config, kb, state)
+    except (BoltError, SlackApiError) as exc:
+        raise UsageError(f"Slack rejected SLACK_BOT_TOKEN or is unreachable ({exc}); see docs/slack-setup.md") from exc
+
+
+def _serve_http(kb, state, config, args: argparse.Namespace) -> int:
+    bot = _build(kb, state, config)
+    port = args.port if args.port is not None else int(os.environ.get("PORT") or DEFAULT_PORT)
+    server = HttpServer(make_wsgi(bot), host=args.host, port=port, threads=args.threads)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"gemini-kb: serving Slack events at {server.url}{EVENTS_PATH} ({len(kb.entries)} entries)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        bot.close()
+    return 0
+
+
+def _serve_socket(kb, state, config) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    bot = _build(kb, state, config)
+    print(f"gemini-kb: connecting to Slack in Socket Mode ({len(kb.entries)} entries)", flush=True)
+    try:
+        SocketModeHandler(bot.app, config.app_token).start()
+    finally:
+        bot.close()
+    return 0
+
+
+def _console(kb, state, config) -> int:
+    from bot.console import run_console
+    from bot.slash import Checker
+
+    checker = Checker(kb, state, timeout=config.check_timeout, per_user_per_minute=0, team_key=config.team_key)
+    try:
+        return run_console(kb, state, checker, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+    finally:
+        checker.close()
+
+
+# -- stats ------------------------------------------------------------------------------
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def stats_text(s: StateSummary) -> str:
+    out = [f"State database: {s.path} (last {s.days} days)"]
+    out.append(f"Pastes answered or seen: {s.pastes} ({s.matched} matched, {s.unmatched} with no match)")
+    if s.top_entries:
+        out.append("Most frequent errors:")
+        width = max(len(e) for e, _ in s.top_entries)
+        out += [f"  {e:<{width}}  {n}" for e, n in s.top_entries]
+    if s.feedback:
+        out.append("Feedback:")
+        for entry_id, verdicts in sorted(s.feedback.items()):
+            out.append(f"  {entry_id}: " + ", ".join(f"{v.replace('_', ' ')} {n}" for v, n in sorted(verdicts.items())))
+    out.append(f"Checks: {s.checks} run, {s.checks_failed} failed")
+    out += [f"  {e}: {n}" for e, n in s.check_failures]
+    if s.recent_unmatched:
+        out.append("Recent pastes with no match (redacted):")
+        for row in s.recent_unmatched:
+            text = " ".join(str(row["text"] or "").split())
+            text = text if len(text) <= 100 else text[:97] + "..."
+            out.append(f"  {_when(float(row['at']))}  {row['source']:<7}  {text}")
+    return "\n".join(out) + "\n"
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    path: Path = args.settings.state_path
+    if not path.exists():
+        if args.json:
+            print(json.dumps({"path": str(path), "exists": False}))
+        else:
+            print(f"No state database yet at {path}: the bot records to it once it runs.")
+        return 0
+    state = StateDB(path)
+    try:
+        summary = state.summary(days=args.days, recent=args.recent)
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps({"exists": True, **summary.as_dict()}, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(stats_text(summary))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the Slack bot (Socket Mode or --http), or the local console without Slack tokens",
+        description="Socket Mode when SLACK_APP_TOKEN is set; --http serves Slack's HTTP events at /slack/events "
+        "(signed with SLACK_SIGNING_SECRET) and /healthz; without SLACK_BOT_TOKEN, a local console that "
+        "answers pastes read from standard input (a paste ends at a blank line or end of input).",
+    )
+    p.add_argument("--http", action="store_true", help="serve Slack's HTTP events (production, behind a load balancer)")
+    p.add_argument("--port", type=int, default=None, help=f"HTTP port (default $PORT or {DEFAULT_PORT})")
+    p.add_argument("--host", default="0.0.0.0", help="HTTP address to bind (default 0.0.0.0)")
+    p.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help=f"HTTP worker threads (default {DEFAULT_THREADS})"
+    )
+    p.add_argument("--console", action="store_true", help="run the local console even when Slack tokens are set")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("stats", help="what the bot has seen: frequent errors, unmatched pastes, feedback, checks")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--days", type=int, default=7, help="how far back to count (default 7)")
+    p.add_argument("--recent", type=int, default=10, help="how many unmatched pastes to list (default 10)")
+    p.set_defaults(func=cmd_stats)

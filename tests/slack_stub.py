@@ -1,0 +1,410 @@
+"""A local stand-in for Slack: a real HTTP server on 127.0.0.1 that plays the Web API and
+receives response-URL posts, plus signed request builders shaped like Slack's real payloads.
+
+    with SlackStub(token="xoxb-test") as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.api_url)
+        ...
+        slack.wait_for(lambda: slack.calls("chat.postMessage"))
+
+Every Web API call is recorded (method, parameters, headers); `script` makes the next calls
+to a method fail (429 with Retry-After, 500, or a delay) for fault tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+HOST = "127.0.0.1"
+BOT_USER_ID = "UBOT0001"
+BOT_ID = "BBOT0001"
+TEAM_ID = "T0000TEST"
+APP_ID = "A0000TEST"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the stub received: a Web API method or a response-URL post."""
+
+    method: str  # "chat.postMessage", ... or "response_url"
+    params: dict
+    headers: dict
+    path: str
+    at: float
+    response: dict = field(default_factory=dict)  # what the stub answered (e.g. the new message's ts)
+
+
+@dataclass
+class Scripted:
+    """A canned failure for the next call(s) to a method."""
+
+    status: int = 200
+    body: dict | None = None
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    stub: SlackStub
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        path = urlsplit(self.path).path
+        ctype = self.headers.get("Content-Type", "")
+        if "json" in ctype:
+            try:
+                params = json.loads(raw or "{}")
+            except ValueError:
+                params = {"_raw": raw}
+        else:
+            params = dict(parse_qsl(raw, keep_blank_values=True))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if path.startswith("/response/"):
+            self.stub._record(Call("response_url", params, headers, path, time.time()))
+            self._send(200, "ok", "text/plain")
+            return
+        if not path.startswith("/api/"):
+            self._send(404, {"ok": False, "error": "not_found"})
+            return
+        method = path[len("/api/") :]
+        scripted = self.stub._next_script(method)
+        if scripted is not None:
+            if scripted.delay:
+                time.sleep(scripted.delay)
+            if scripted.status != 200 or scripted.body is not None:
+                self.stub._record(Call(method, params, headers, path, time.time()), failed=True)
+                self._send(
+                    scripted.status, scripted.body or {"ok": False, "error": "fatal_error"}, extra=scripted.headers
+                )
+                return
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip() or params.get("token", "")
+        if self.stub.token and token != self.stub.token:
+            self.stub._record(Call(method, params, headers, path, time.time()), failed=True)
+            self._send(200, {"ok": False, "error": "invalid_auth"})
+            return
+        self._send(200, self.stub._answer(method, params, headers, path))
+
+    def _send(self, status: int, body: dict | str, ctype: str = "application/json", extra: dict | None = None) -> None:
+        data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", f"{ctype}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        return
+
+
+class SlackStub:
+    """The Slack Web API (`api_url`) and a response-URL receiver (`response_url(name)`) on loopback."""
+
+    def __init__(self, *, token: str | None = None, bot_user_id: str = BOT_USER_ID, bot_id: str = BOT_ID):
+        self.token, self.bot_user_id, self.bot_id = token, bot_user_id, bot_id
+        self._calls: list[Call] = []
+        self._failed: list[Call] = []
+        self._scripts: dict[str, list[Scripted]] = {}
+        self._cond = threading.Condition()
+        self._ts = itertools.count(1)
+        handler = type("SlackHandler", (_Handler,), {"stub": self})
+        self._server = _Server((HOST, 0), handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://{HOST}:{self.port}"
+        self.api_url = f"{self.url}/api/"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> SlackStub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> SlackStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what was received --------------------------------------------------------------------
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.url}/response/{name}"
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Successful calls, optionally to one method ("response_url" for response-URL posts)."""
+        with self._cond:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def failed_calls(self) -> list[Call]:
+        with self._cond:
+            return list(self._failed)
+
+    def posts(self) -> list[Call]:
+        """Everything the bot said: messages, ephemerals, updates, views and response-URL posts."""
+        return [c for c in self.calls() if c.method != "auth.test"]
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> bool:
+        """Poll-free wait: re-checks `predicate` whenever a request arrives, up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def everything_received(self) -> str:
+        """All recorded parameters as one string (to search for a secret that must not be there)."""
+        with self._cond:
+            return json.dumps([[c.method, c.params, c.path] for c in self._calls + self._failed], ensure_ascii=False)
+
+    def clear(self) -> None:
+        with self._cond:
+            self._calls.clear()
+            self._failed.clear()
+
+    def script(self, method: str, *responses: Scripted) -> None:
+        """The next calls to `method` get these answers, in order (then normal service resumes)."""
+        with self._cond:
+            self._scripts.setdefault(method, []).extend(responses)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _next_script(self, method: str) -> Scripted | None:
+        with self._cond:
+            queue = self._scripts.get(method)
+            return queue.pop(0) if queue else None
+
+    def _record(self, call: Call, *, failed: bool = False) -> None:
+        with self._cond:
+            (self._failed if failed else self._calls).append(call)
+            self._cond.notify_all()
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    def _answer(self, method: str, params: dict, headers: dict, path: str) -> dict:
+        body: dict
+        if method == "auth.test":
+            body = {
+                "ok": True,
+                "url": "https://stub.slack.com/",
+                "team": "Stub",
+                "user": "gemini-kb",
+                "team_id": TEAM_ID,
+                "user_id": self.bot_user_id,
+                "bot_id": self.bot_id,
+                "is_enterprise_install": False,
+            }
+        elif method == "chat.postMessage":
+            ts = self._next_ts()
+            message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts, "app_id": APP_ID}
+            message.update({k: params[k] for k in ("text", "blocks", "thread_ts") if k in params})
+            body = {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+        elif method == "chat.postEphemeral":
+            body = {"ok": True, "message_ts": self._next_ts()}
+        elif method == "chat.update":
+            body = {
+                "ok": True,
+                "channel": params.get("channel"),
+                "ts": params.get("ts"),
+                "text": params.get("text", ""),
+            }
+        elif method == "views.publish":
+            body = {"ok": True, "view": {"id": "V0000TEST", **(params.get("view") or {})}}
+        else:
+            body = {"ok": False, "error": "unknown_method"}
+        self._record(Call(method, params, headers, path, time.time(), body), failed=not body["ok"])
+        return body
+
+
+# -- Slack-shaped signed requests ----------------------------------------------------------------
+
+
+def signature(secret: str, timestamp: str, body: str) -> str:
+    """Slack's v0 request signature (what slack_sdk.signature.SignatureVerifier checks)."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, body: str, *, content_type: str, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature(secret, ts, body),
+    }
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    seconds: float
+
+    def json(self) -> dict:
+        return json.loads(self.body) if self.body else {}
+
+
+def post(url: str, body: str, headers: dict[str, str], *, timeout: float = 10.0) -> Reply:
+    """POST and return status, body and how long the answer took (errors are replies, not raises)."""
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Reply(response.status, response.read().decode(), time.perf_counter() - start)
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, exc.read().decode(), time.perf_counter() - start)
+
+
+_event_ids = itertools.count(1)
+_message_ts = itertools.count(1)
+
+
+def new_ts() -> str:
+    return f"{int(time.time())}.{next(_message_ts):06d}"
+
+
+def message_event(
+    text: str,
+    *,
+    user: str = "U0000USER",
+    channel: str = "C0000CHAN",
+    channel_type: str = "channel",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    type: str = "message",
+    **extra: object,
+) -> dict:
+    """The inner `event` of a message.channels / message.im / app_mention delivery."""
+    event: dict = {
+        "type": type,
+        "user": user,
+        "text": text,
+        "ts": ts or new_ts(),
+        "channel": channel,
+        "event_ts": ts or new_ts(),
+        "client_msg_id": "5b2e1c6e-0000-4000-8000-000000000000",
+        "team": TEAM_ID,
+        "blocks": [],
+    }
+    if type == "message":
+        event["channel_type"] = channel_type
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    event.update(extra)
+    return event
+
+
+def event_callback(event: dict, *, event_id: str | None = None) -> dict:
+    """The envelope Slack POSTs to the Request URL (Events API)."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "context_team_id": TEAM_ID,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_event_ids):010d}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ",
+    }
+
+
+def slash_command(
+    text: str, *, response_url: str, user: str = "U0000USER", channel: str = "C0000CHAN", command: str = "/gemini-check"
+) -> dict[str, str]:
+    """The form fields of a slash-command invocation."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "stub",
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": "someone",
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": "1234.5678.abcdef",
+    }
+
+
+def block_actions(
+    message: dict, action: dict, *, response_url: str, user: str = "U0000USER", channel: str = "C0000CHAN"
+) -> dict:
+    """The `payload` of a button click on a message the bot posted."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": channel,
+            "is_ephemeral": False,
+            "thread_ts": message.get("thread_ts"),
+        },
+        "trigger_id": "1234.5678.abcdef",
+        "team": {"id": TEAM_ID, "domain": "stub"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "general"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {**action, "block_id": action.get("block_id", "answer_actions"), "action_ts": f"{time.time():.6f}"}
+        ],
+    }
+
+
+def as_json(payload: dict) -> tuple[str, str]:
+    return json.dumps(payload), "application/json"
+
+
+def as_form(fields: dict[str, str]) -> tuple[str, str]:
+    return urlencode(fields), "application/x-www-form-urlencoded"
+
+
+def as_payload_form(payload: dict) -> tuple[str, str]:
+    return urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
