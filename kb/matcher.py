@@ -58,7 +58,7 @@ FUZZY_TEXT_CHARS = 6_000  # fuzzy scoring reads the head and tail of this size
 CONFIDENT_SCORE = 0.6  # raw evidence score
 CONFIDENT_MARGIN = 0.15
 NOT_FOUND_WORDS = re.compile(
-    r"not found|no longer available|not supported|deprecated|shut ?down|retired|does not exist", re.I
+    r"\b404|not found|no longer available|not supported|deprecated|shut ?down|retired|does not exist", re.I
 )
 
 
@@ -106,6 +106,7 @@ class _Evidence:
     """What speaks for one entry while scoring."""
 
     hits: list[tuple[float, str]] = field(default_factory=list)  # (strength, description)
+    signature_best: float = 0.0  # best hit on a signature (not on the prose description)
     adjust: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -148,6 +149,15 @@ class Matcher:
         for entry in kb.entries.values():
             if entry.specialises:
                 self.children[entry.specialises].append(entry.id)
+        # The broadest family of each status: what a bare `429 RESOURCE_EXHAUSTED` is about.
+        self.status_roots: dict[str, list[str]] = defaultdict(list)
+        self.http_roots: dict[int, list[str]] = defaultdict(list)
+        for entry in kb.entries.values():
+            parent = kb.entries.get(entry.specialises or "")
+            if entry.status and (parent is None or parent.status != entry.status):
+                self.status_roots[entry.status].append(entry.id)
+            if entry.http_status and (parent is None or parent.http_status != entry.http_status):
+                self.http_roots[entry.http_status].append(entry.id)
 
     # -- candidates ---------------------------------------------------------------------
 
@@ -225,6 +235,25 @@ class Matcher:
             instead = f"; use {info.replacement}" if info.replacement else ""
             evidence[info.entry_id].hits.append((1.0, f"model {name} {info.status}{when}{instead}"))
 
+    def _status_roots(self, signals: Signals, evidence: dict[str, _Evidence]) -> None:
+        """A status in the paste speaks for the broadest family of that status."""
+        if signals.status and signals.status in self.status_roots:
+            roots, strength = self.status_roots[signals.status], 0.6
+            label = f"status {signals.status}"
+        elif signals.http_status in self.http_roots and signals.http_status and signals.http_status >= 400:
+            roots, strength = self.http_roots[signals.http_status], 0.45
+            label = f"HTTP {signals.http_status}"
+        else:
+            return
+        # Only a fallback: when a narrower family of the same status has evidence, the status says nothing new.
+        same = {self.kb.entries[eid].status for eid in roots} | {self.kb.entries[eid].http_status for eid in roots}
+        for entry_id, ev in evidence.items():
+            entry = self.kb.entries[entry_id]
+            if ev.signature_best >= 0.3 and (entry.status in same or entry.http_status in same):
+                return
+        for entry_id in roots:
+            evidence[entry_id].hits.append((strength, label))
+
     def _status_agreement(self, entry_id: str, signals: Signals, ev: _Evidence) -> None:
         """Agreeing status adds; a disagreeing one subtracts, less so when the entry's own evidence is strong."""
         entry = self.kb.entries[entry_id]
@@ -273,10 +302,14 @@ class Matcher:
             shown = sig.text if len(sig.text) <= 60 else sig.text[:57] + "..."
             if sig.kind == "prose":
                 shown = self.kb.entries[sig.entry_id].title
+            else:
+                ev = evidence[sig.entry_id]
+                ev.signature_best = max(ev.signature_best, weight)
             evidence[sig.entry_id].hits.append(
                 (weight, f'{label} "{shown}"' if sig.kind in ("messages", "prose") else f"{label} {shown}")
             )
         self._lifecycle(signals, capped, evidence)
+        self._status_roots(signals, evidence)
         for entry_id, test, strength, describe in SIGNAL_EVIDENCE:
             if entry_id in self.kb.entries and test(signals):
                 evidence[entry_id].hits.append((strength, describe(signals)))
