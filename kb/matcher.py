@@ -50,7 +50,9 @@ SIGNAL_EVIDENCE: tuple[tuple[str, Callable[[Signals], bool], float, Callable[[Si
     ),
 )
 ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{5,60}")
-FTS_WORDS = 32  # most specific words of a paste sent to FTS5
+FTS_WORDS = 24  # most specific words of a paste sent to FTS5
+FTS_MIN_WORDS = 12  # sent even when they are common
+FTS_COMMON_DF = 1000  # a word in more signatures than this is too common to retrieve with
 FTS_ROWS = 120  # signature rows taken from FTS5
 FUZZY_MIN_LEN = 14  # shorter signatures must match exactly
 FUZZY_CUTOFF = 85.0
@@ -162,10 +164,13 @@ class Matcher:
     # -- candidates ---------------------------------------------------------------------
 
     def _fts_query(self, norm: str) -> str:
-        known = [w for w in words(norm) if w in self.df]
-        known.sort(key=lambda w: self.df[w])
-        # Words are [a-z0-9_] only, and each is quoted: no FTS5 syntax can get through.
-        return " OR ".join(f'"{w}"' for w in known[:FTS_WORDS])
+        """An FTS5 query of the paste's most specific words, each quoted: no FTS5 syntax can get through."""
+        known = sorted((w for w in words(norm) if w in self.df), key=lambda w: self.df[w])
+        # Words found in very many signatures retrieve everything and rank nothing: keep the rare ones,
+        # and always at least a few, so a large knowledge base still finds candidates.
+        rare = [w for w in known if self.df[w] <= FTS_COMMON_DF]
+        chosen = rare[:FTS_WORDS] if len(rare) >= FTS_MIN_WORDS else known[:FTS_MIN_WORDS]
+        return " OR ".join(f'"{w}"' for w in chosen)
 
     def _candidates(self, norm: str, signals: Signals) -> tuple[list[SignatureRow], dict[int, float]]:
         """Signature rows worth scoring, and the bm25 rank of those FTS5 found."""

@@ -21,23 +21,24 @@ class Rule:
     name: str
     pattern: re.Pattern[str]
     replacement: str
+    hints: tuple[str, ...] = ()  # lower-case literals one of which must be present; empty: always run
 
 
-def _rule(name: str, pattern: str, replacement: str = PLACEHOLDER) -> Rule:
-    return Rule(name, re.compile(pattern, re.IGNORECASE), replacement)
+def _rule(name: str, pattern: str, replacement: str = PLACEHOLDER, hints: tuple[str, ...] = ()) -> Rule:
+    return Rule(name, re.compile(pattern, re.IGNORECASE), replacement, hints)
 
 
 # Order matters: wide shapes (URLs, placeholders) before narrow ones (numbers).
 # Every quantifier is bounded or applies to a disjoint class, so no pattern can
 # backtrack catastrophically on hostile input.
 RULES: tuple[Rule, ...] = (
-    _rule("placeholder", r"<[^<>\s][^<>\n]{0,40}>"),
-    _rule("url", r"\b(?:https?|wss?)://[^\s\"'<>()\[\]{}]{1,2000}"),
-    _rule("email", r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}\b"),
+    _rule("placeholder", r"<[^<>\s][^<>\n]{0,40}>", hints=("<",)),
+    _rule("url", r"\b(?:https?|wss?)://[^\s\"'<>()\[\]{}]{1,2000}", hints=("://",)),
+    _rule("email", r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}\b", hints=("@",)),
     _rule("uuid", r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
     _rule("resource", r"\b(files|cachedContents|tunedModels|operations|batches|corpora)/[\w.-]{1,200}", r"\1/<*>"),
-    _rule("project", r"\bprojects/[\w.-]{1,200}", "projects/<*>"),
-    _rule("model_path", r"\bmodels/[\w.-]{1,200}", "models/<*>"),
+    _rule("project", r"\bprojects/[\w.-]{1,200}", "projects/<*>", hints=("projects/",)),
+    _rule("model_path", r"\bmodels/[\w.-]{1,200}", "models/<*>", hints=("models/",)),
     _rule(
         "model_name",
         r"\b(?:gemini|gemma|imagen|veo|learnlm|text-bison|chat-bison|text-embedding|embedding|aqa)"
@@ -54,9 +55,11 @@ WHITESPACE_RE = re.compile(r"\s+")
 
 def normalize(text: str) -> str:
     """Lower-case `text`, replace variable parts by `<*>` and fold white space."""
+    text = text.lower()
     for rule in RULES:
-        text = rule.pattern.sub(rule.replacement, text)
-    return WHITESPACE_RE.sub(" ", text).strip().lower()
+        if not rule.hints or any(h in text for h in rule.hints):
+            text = rule.pattern.sub(rule.replacement, text)
+    return WHITESPACE_RE.sub(" ", text).strip()
 
 
 WORD_RE = re.compile(r"[a-z][a-z0-9_]{2,40}")

@@ -48,19 +48,26 @@ _PHRASE_ALT = "|".join(p.replace(" ", r"\s") for p in REASON_PHRASES)
 
 @dataclass(frozen=True)
 class Rule:
-    """A named extraction pattern; group 1 is the value."""
+    """A named extraction pattern; group 1 is the value. It runs only when one of its hints is in the text."""
 
     name: str
     pattern: re.Pattern[str]
+    hints: tuple[str, ...] = ()  # lower-case literals; empty means always run
+
+    def applies(self, lowered: str) -> bool:
+        return not self.hints or any(h in lowered for h in self.hints)
 
 
-def _rule(name: str, pattern: str, flags: int = 0) -> Rule:
-    return Rule(name, re.compile(pattern, flags))
+def _rule(name: str, pattern: str, flags: int = 0, hints: tuple[str, ...] = ()) -> Rule:
+    return Rule(name, re.compile(pattern, flags), hints)
+
+
+MODEL_HINTS = ("gemini", "gemma", "bison", "embedding", "imagen", "veo", "learnlm", "aqa")
 
 
 HTTP_STATUS_RULES: tuple[Rule, ...] = (
-    _rule("json_code", r"[\"']code[\"']\s{0,3}:\s{0,3}(\d{3})\b"),
-    _rule("http_line", r"\bHTTP/\d(?:\.\d)?\s{1,3}(\d{3})\b"),
+    _rule("json_code", r"[\"']code[\"']\s{0,3}:\s{0,3}(\d{3})\b", hints=("code",)),
+    _rule("http_line", r"\bHTTP/\d(?:\.\d)?\s{1,3}(\d{3})\b", hints=("http/",)),
     _rule("code_status", rf"\b([1-5]\d\d)\.?\s{{1,3}}(?:{_STATUS_ALT})\b"),
     _rule("code_phrase", rf"\b([1-5]\d\d)\s{{1,3}}(?:{_PHRASE_ALT})\b", re.IGNORECASE),
     _rule(
@@ -68,14 +75,14 @@ HTTP_STATUS_RULES: tuple[Rule, ...] = (
         r"\b(?:status(?:[ _]?code)?|http[ _]?status|code|error)\s{0,3}[=:]?\s{0,3}\(?(\d{3})\b",
         re.IGNORECASE,
     ),
-    _rule("bracket", r"\[(\d{3})\s[A-Za-z ]{2,40}\]"),
-    _rule("error_code", r"\b(?:Error|error code|status)\s(\d{3})\b"),
+    _rule("bracket", r"\[(\d{3})\s[A-Za-z ]{2,40}\]", hints=("[",)),
+    _rule("error_code", r"\b(?:Error|error code|status)\s(\d{3})\b", hints=("error", "status")),
     _rule("exception_code", r"\b[A-Z][A-Za-z]{2,60}:\s{1,3}(\d{3})\b"),
 )
 STATUS_NAME_RULE = _rule("status_name", rf"\b({_STATUS_ALT})\b")
-GRPC_STATUS_RULE = _rule("grpc_status", rf"StatusCode\.({_STATUS_ALT})\b")
+GRPC_STATUS_RULE = _rule("grpc_status", rf"StatusCode\.({_STATUS_ALT})\b", hints=("statuscode.",))
 REASON_RULES: tuple[Rule, ...] = (
-    _rule("errorinfo_reason", r"[\"']?reason[\"']?\s{0,3}[:=]\s{0,3}[\"']?([A-Z][A-Z0-9_]{3,60})\b"),
+    _rule("errorinfo_reason", r"[\"']?reason[\"']?\s{0,3}[:=]\s{0,3}[\"']?([A-Z][A-Z0-9_]{3,60})\b", hints=("reason",)),
 )
 FINISH_RULES: tuple[Rule, ...] = (
     _rule(
@@ -83,6 +90,7 @@ FINISH_RULES: tuple[Rule, ...] = (
         r"(?:finish_?reason|finishReason|block_?reason|blockReason)[\"']?\s{0,3}[:=]?\s{0,3}"
         r"[\"']?<?(?:(?:types\.)?(?:FinishReason|BlockedReason|BlockReason)\.)?([A-Z][A-Z_]{2,40})\b",
         re.IGNORECASE,
+        hints=("finish", "block"),
     ),
 )
 EXCEPTION_RULE = _rule(
@@ -95,22 +103,24 @@ QUALIFIED_EXCEPTION_RULE = _rule(
     r"\b(?:[a-z_][a-z0-9_]{0,40}\.){1,6}([A-Z][A-Za-z0-9]{2,60})(?=:|\(|\s|$)",
 )
 QUOTA_RULES: tuple[Rule, ...] = (
-    _rule("quota_id", r"[\"']?quota_?[iI]d[\"']?\s{0,3}[:=]\s{0,3}[\"']?([\w-]{3,120})"),
-    _rule("quota_name", r"\b([A-Za-z]{2,60}Per(?:Minute|Day|Hour|Second)[A-Za-z-]{0,80})\b"),
+    _rule("quota_id", r"[\"']?quota_?[iI]d[\"']?\s{0,3}[:=]\s{0,3}[\"']?([\w-]{3,120})", hints=("quota",)),
+    _rule("quota_name", r"\b([A-Za-z]{2,60}Per(?:Minute|Day|Hour|Second)[A-Za-z-]{0,80})\b", hints=("per",)),
 )
 HOST_RULE = _rule(
     "host",
     r"\b((?:[a-z0-9-]{1,40}-)?(?:generativelanguage|aiplatform)\.googleapis\.com)\b",
     re.IGNORECASE,
+    hints=("googleapis",),
 )
 MODEL_RULE = _rule(
     "model",
     r"(?<![\w-])((?:gemini|gemma|text-bison|chat-bison|text-embedding|embedding|imagen|veo|learnlm|aqa)"
     r"(?:-[a-z0-9.]{1,30}){0,8})(?![\w-])",
     re.IGNORECASE,
+    hints=MODEL_HINTS,
 )
 API_VERSION_RULE = _rule(
-    "api_version", r"(?:/|api[ _]version[\"']?\s{0,3}[:=]?\s{0,3}[\"']?)(v1(?:beta1?|alpha)?)\b", re.IGNORECASE
+    "api_version", r"(?:/|api[ _]version[\"']?\s{0,3}[:=]?\s{0,3}[\"']?)(v1(?:beta1?|alpha)?)\b", re.IGNORECASE, ("v1",)
 )
 # Evidence that a paste is about Gemini / Vertex AI at all (to abstain on the rest).
 CONTEXT_RULE = _rule(
@@ -134,12 +144,15 @@ FINISH_REASON_NUMBERS: dict[str, str] = {
     "8": "SPII",
     "9": "MALFORMED_FUNCTION_CALL",
 }
-FINISH_NUMBER_RULE = _rule("finish_reason_number", r"\bFinish reason:\s{0,3}(\d)\b", re.IGNORECASE)
+FINISH_NUMBER_RULE = _rule(
+    "finish_reason_number", r"\bFinish reason:\s{0,3}(\d)\b", re.IGNORECASE, hints=("finish reason",)
+)
 ZERO_QUOTA_RULES: tuple[Rule, ...] = (
-    _rule("limit_zero", r"\b(limit)\s{0,3}[:=]\s{0,3}0\b(?![.\d])"),
+    _rule("limit_zero", r"\b(limit)\s{0,3}[:=]\s{0,3}0\b(?![.\d])", hints=("limit",)),
     _rule(
         "quota_value_zero",
         r"(quota_?[vV]alue|quota_limit_value)[\"']?\s{0,3}[:=]?\s{0,40}?(?:value:\s{0,3})?[\"']0[\"']",
+        hints=("quota",),
     ),
 )
 # Another vendor or another Google service: a paste that names one and no Gemini is not ours.
@@ -150,12 +163,31 @@ FOREIGN_RULE = _rule(
     r"firebase|places|geocoding)\.googleapis\.com|"
     r"googleapis\.com/(?:drive|gmail|calendar|youtube|storage|bigquery|sheets|books|customsearch|oauth2/v\d/userinfo))\b",
     re.IGNORECASE,
+    hints=(
+        "openai",
+        "anthropic",
+        "claude",
+        "bedrock",
+        "amazonaws",
+        "aws",
+        "azure",
+        "cohere",
+        "mistral",
+        "groq",
+        "perplexity",
+        "deepseek",
+        "googleapis",
+    ),
 )
 
-UNSUPPORTED_METHOD_RULE = _rule("unsupported_method", r"\bnot supported for ([a-zA-Z]{4,40})\b")
+UNSUPPORTED_METHOD_RULE = _rule(
+    "unsupported_method", r"\bnot supported for ([a-zA-Z]{4,40})\b", hints=("not supported for",)
+)
 # Model families that cannot generate text: naming one with generateContent is a method problem.
 NON_GENERATIVE_MODEL_RULE = _rule(
-    "non_generative_model", r"\b((?:gemini-|text-)?embedding[\w.-]{0,40}|imagen-[\w.-]{1,40}|veo-[\w.-]{1,40}|aqa)\b"
+    "non_generative_model",
+    r"\b((?:gemini-|text-)?embedding[\w.-]{0,40}|imagen-[\w.-]{1,40}|veo-[\w.-]{1,40}|aqa)\b",
+    hints=("embedding", "imagen", "veo", "aqa"),
 )
 GENERATE_METHODS = frozenset({"generatecontent", "streamgeneratecontent"})
 
@@ -184,7 +216,9 @@ class Signals:
         return asdict(self)
 
 
-def _all(rule: Rule, text: str, *, limit: int = 20) -> list[str]:
+def _all(rule: Rule, text: str, lowered: str, *, limit: int = 20) -> list[str]:
+    if not rule.applies(lowered):
+        return []
     seen: dict[str, None] = {}
     for match in rule.pattern.finditer(text):
         seen.setdefault(match.group(1), None)
@@ -193,10 +227,12 @@ def _all(rule: Rule, text: str, *, limit: int = 20) -> list[str]:
     return list(seen)
 
 
-def _last(rules: tuple[Rule, ...], text: str) -> str | None:
+def _last(rules: tuple[Rule, ...], text: str, lowered: str) -> str | None:
     """The value of the match that occurs last in the text (the last line says most)."""
     best: tuple[int, str] | None = None
     for rule in rules:
+        if not rule.applies(lowered):
+            continue
         for match in rule.pattern.finditer(text):
             if best is None or match.start() >= best[0]:
                 best = (match.start(), match.group(1))
@@ -206,31 +242,37 @@ def _last(rules: tuple[Rule, ...], text: str) -> str | None:
 def extract(text: str) -> Signals:
     """Read the signals out of cleaned, redacted text."""
     text = text[:SIGNAL_SCAN_CHARS]
+    lowered = text.lower()
     signals = Signals()
-    code = _last(HTTP_STATUS_RULES, text)
+    code = _last(HTTP_STATUS_RULES, text, lowered)
     if code and 100 <= int(code) <= 599:
         signals.http_status = int(code)
-    statuses = _all(GRPC_STATUS_RULE, text) or _all(STATUS_NAME_RULE, text)
+    statuses = _all(GRPC_STATUS_RULE, text, lowered) or _all(STATUS_NAME_RULE, text, lowered)
     if statuses:
         # Prefer a status that agrees with the HTTP code, else the last one named.
         agreeing = [s for s in statuses if STATUS_CODES.get(s) == signals.http_status]
         signals.status = agreeing[-1] if agreeing else statuses[-1]
     if signals.http_status is None and signals.status:
         signals.http_status = STATUS_CODES.get(signals.status)
-    signals.reasons = _all(REASON_RULES[0], text)
-    numbered = [FINISH_REASON_NUMBERS[n] for n in _all(FINISH_NUMBER_RULE, text) if n in FINISH_REASON_NUMBERS]
-    signals.finish_reasons = list(dict.fromkeys([r.upper() for r in _all(FINISH_RULES[0], text)] + numbered))
-    classes = _all(QUALIFIED_EXCEPTION_RULE, text) + _all(EXCEPTION_RULE, text)
+    signals.reasons = _all(REASON_RULES[0], text, lowered)
+    numbered = [FINISH_REASON_NUMBERS[n] for n in _all(FINISH_NUMBER_RULE, text, lowered) if n in FINISH_REASON_NUMBERS]
+    signals.finish_reasons = list(dict.fromkeys([r.upper() for r in _all(FINISH_RULES[0], text, lowered)] + numbered))
+    classes = _all(QUALIFIED_EXCEPTION_RULE, text, lowered) + _all(EXCEPTION_RULE, text, lowered)
     signals.exceptions = list(dict.fromkeys(classes))[:20]
-    signals.quota_ids = list(dict.fromkeys(_all(QUOTA_RULES[0], text) + _all(QUOTA_RULES[1], text)))[:20]
-    signals.hosts = [h.lower() for h in _all(HOST_RULE, text)]
-    signals.models = list(dict.fromkeys(m.lower().rstrip(".") for m in _all(MODEL_RULE, text)))
-    version = _last((API_VERSION_RULE,), text)
+    signals.quota_ids = list(dict.fromkeys(_all(QUOTA_RULES[0], text, lowered) + _all(QUOTA_RULES[1], text, lowered)))[
+        :20
+    ]
+    signals.hosts = [h.lower() for h in _all(HOST_RULE, text, lowered)]
+    signals.models = list(dict.fromkeys(m.lower().rstrip(".") for m in _all(MODEL_RULE, text, lowered)))
+    version = _last((API_VERSION_RULE,), text, lowered)
     signals.api_version = version.lower() if version else None
     signals.gemini_context = bool(CONTEXT_RULE.pattern.search(text))
-    signals.zero_quota = any(rule.pattern.search(text) for rule in ZERO_QUOTA_RULES)
-    signals.foreign = [f.lower() for f in _all(FOREIGN_RULE, text, limit=5)]
-    method = _last((UNSUPPORTED_METHOD_RULE,), text)
-    if method and (method.lower() not in GENERATE_METHODS or NON_GENERATIVE_MODEL_RULE.pattern.search(text)):
+    signals.zero_quota = any(r.applies(lowered) and r.pattern.search(text) for r in ZERO_QUOTA_RULES)
+    signals.foreign = [f.lower() for f in _all(FOREIGN_RULE, text, lowered, limit=5)]
+    method = _last((UNSUPPORTED_METHOD_RULE,), text, lowered)
+    if method and (
+        method.lower() not in GENERATE_METHODS
+        or (NON_GENERATIVE_MODEL_RULE.applies(lowered) and NON_GENERATIVE_MODEL_RULE.pattern.search(text))
+    ):
         signals.unsupported_method = method
     return signals
