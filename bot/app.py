@@ -213,25 +213,16 @@ class GeminiBot:
         if result.secrets_found and self.state.claim(message_key(incoming, "warn")):
             self._post_ephemeral(client, incoming, blocks.secret_warning(result.secret_kinds))
         top = result.top
-        record = dict(
-            source=incoming.trigger.value,
-            channel=incoming.channel,
-            entry_id=top.id if top else None,
-            confidence=top.score if top else None,
-            confident=result.confident,
-            text=incoming.text,
-            reason=result.abstain_reason,
-            candidates=[m.id for m in result.matches],
-        )
+        record = dict(text=incoming.text, source=incoming.trigger.value, channel=incoming.channel)
         if not should_answer(incoming, result, mode=self.settings.channel_mode):
             if not result.confident and looks_like_error(incoming.text, result.signals):
-                self.state.record_paste(**record)  # an error we had nothing for: curation material
+                self.state.record_match(result, **record)  # an error we had nothing for: curation material
             return
         if not self.state.claim(message_key(incoming)):
             log.info("message %s/%s already answered", incoming.channel, incoming.ts)
             return
         self._post(client, incoming, blocks.answer_message(result, self.kb))
-        self.state.record_paste(**record)
+        self.state.record_match(result, **record)
         log.info(
             "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
             incoming.trigger.value,

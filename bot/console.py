@@ -50,17 +50,7 @@ def answer_paste(text: str, kb: KnowledgeBase, state: StateDB | None) -> str:
     """The same answer the bot posts, as text; the paste is recorded like a DM."""
     result = match(text, kb)
     if state is not None:
-        top = result.top
-        state.record_paste(
-            source="console",
-            channel=None,
-            entry_id=top.id if top else None,
-            confidence=top.score if top else None,
-            confident=result.confident,
-            text=text,
-            reason=result.abstain_reason,
-            candidates=[m.id for m in result.matches],
-        )
+        state.record_match(result, text=text, source="console", channel=None)
     return answer_text(result, kb)
 
 

@@ -215,17 +215,7 @@ def lookup(text: str, kb: KnowledgeBase, state: StateDB | None, *, source: str, 
         return Lookup(entry=found)
     result = match(text, kb)
     if state is not None:
-        top = result.top
-        state.record_paste(
-            source=source,
-            channel=channel,
-            entry_id=top.id if top else None,
-            confidence=top.score if top else None,
-            confident=result.confident,
-            text=text,
-            reason=result.abstain_reason,
-            candidates=[m.id for m in result.matches],
-        )
+        state.record_match(result, text=text, source=source, channel=channel)
     return Lookup(result=result)
 
 

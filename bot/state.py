@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlite_utils
 
 from kb.clean import clean
+from kb.matcher import MatchResult
 from kb.redact import redact
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,20 @@ class StateDB:
         self._write("pruning", "DELETE FROM processed_events WHERE at < ?", (self._clock() - older_than,))
 
     # -- records ------------------------------------------------------------------------
+
+    def record_match(self, result: MatchResult, *, text: str, source: str, channel: str | None) -> None:
+        """Record what the matcher said about one paste (see `record_paste`)."""
+        top = result.top
+        self.record_paste(
+            source=source,
+            channel=channel,
+            entry_id=top.id if top else None,
+            confidence=top.score if top else None,
+            confident=result.confident,
+            text=text,
+            reason=result.abstain_reason,
+            candidates=[m.id for m in result.matches],
+        )
 
     def record_paste(
         self,
