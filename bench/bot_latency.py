@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.slack_stub import SlackStub, as_json, event_callback, message_event, post, signed_headers  # noqa: E402
 
-TOKEN = "xoxb" + "-bench-0000-fake"  # fake, for the local Slack stand-in; written in two parts so it never reads as a leaked token
+TOKEN = "xoxb" + "-bench-0000-fake"  # fake, for the local stand-in; in two parts so it never reads as a leaked token
 SECRET = "bench-signing-secret"
 PASTES = ROOT / "tests" / "data" / "pastes.jsonl"
 
