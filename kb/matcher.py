@@ -130,6 +130,17 @@ def _template(norm: str) -> tuple[str, re.Pattern[str]] | None:
     return max(parts, key=len), re.compile(body)
 
 
+@dataclass(frozen=True)
+class _Paste:
+    """One paste in the forms the scoring reads, computed once per match."""
+
+    text: str  # cleaned, redacted, capped; case kept
+    norm: str
+    fuzzy_text: str  # head and tail of `norm`, bounded for rapidfuzz
+    tokens: frozenset[str]  # lower-cased reasons, exception classes and finish reasons
+    quota_ids: tuple[str, ...]
+
+
 class Matcher:
     """Holds the in-memory indexes built from a knowledge base."""
 
@@ -146,7 +157,6 @@ class Matcher:
                 self.quota_sigs.append(sig)
             for word in words(sig.norm):
                 self.df[word] += 1
-        self.n_sigs = max(1, len(kb.signatures))
         self.children: dict[str, list[str]] = defaultdict(list)
         for entry in kb.entries.values():
             if entry.specialises:
@@ -201,17 +211,17 @@ class Matcher:
             return 0.9  # a lone error code (`ECONNRESET`, `CERTIFICATE_VERIFY_FAILED`) says a lot
         return min(1.0, 0.45 + 0.11 * n_words)
 
-    def _hit(self, sig: SignatureRow, text: str, norm: str, fuzzy_text: str, signals: Signals) -> float:
+    def _hit(self, sig: SignatureRow, paste: _Paste) -> float:
         """Strength in 0..1 of one signature's presence in the paste."""
+        norm = paste.norm
         if sig.kind in TOKEN_KINDS:
-            found = {t.lower() for t in [*signals.reasons, *signals.exceptions, *signals.finish_reasons]}
-            if sig.text.lower() in found:
+            if sig.text.lower() in paste.tokens:
                 return 1.0
             # Case kept: `SAFETY` or `NotFound` as a word, not `safety` in prose or `ENOTFOUND`.
-            return 0.9 if len(sig.text) >= 6 and _contains_word(text, sig.text) else 0.0
+            return 0.9 if len(sig.text) >= 6 and _contains_word(paste.text, sig.text) else 0.0
         if sig.kind == "quota_ids":
             needle = sig.text.lower()
-            return 1.0 if any(needle in q.lower() for q in signals.quota_ids) or needle in norm else 0.0
+            return 1.0 if any(needle in q for q in paste.quota_ids) or needle in norm else 0.0
         needle = sig.norm
         if len(needle) < 4:
             return 0.0
@@ -221,7 +231,7 @@ class Matcher:
         if template is not None and template[0] in norm and template[1].search(norm):
             return 1.0
         if len(needle) >= FUZZY_MIN_LEN:
-            score = fuzz.partial_ratio(needle, fuzzy_text, score_cutoff=FUZZY_CUTOFF)
+            score = fuzz.partial_ratio(needle, paste.fuzzy_text, score_cutoff=FUZZY_CUTOFF)
             if score:
                 # A near miss is weaker than an exact hit: templates that differ in one word stay apart.
                 return 0.35 + 0.4 * (score - FUZZY_CUTOFF) / (100.0 - FUZZY_CUTOFF)
@@ -290,6 +300,13 @@ class Matcher:
         signals = extract(capped)
         norm = normalize(capped)
         fuzzy_text = norm if len(norm) <= FUZZY_TEXT_CHARS else norm[:1500] + " " + norm[-(FUZZY_TEXT_CHARS - 1500) :]
+        paste = _Paste(
+            text=capped,
+            norm=norm,
+            fuzzy_text=fuzzy_text,
+            tokens=frozenset(t.lower() for t in [*signals.reasons, *signals.exceptions, *signals.finish_reasons]),
+            quota_ids=tuple(q.lower() for q in signals.quota_ids),
+        )
 
         evidence: dict[str, _Evidence] = defaultdict(_Evidence)
         candidates, ranks = self._candidates(norm, signals)
@@ -299,7 +316,7 @@ class Matcher:
                 # Plain-language questions: how well the words fit the entry's description, relative to the best.
                 strength = 0.6 * ranks[sig.id] / best_prose if best_prose < 0 else 0.0
             else:
-                strength = self._hit(sig, capped, norm, fuzzy_text, signals)
+                strength = self._hit(sig, paste)
             if strength <= 0:
                 continue
             weight = strength * self._specificity(sig)
