@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.app import BotSettings, GeminiBot, build_app
-from bot.serve import HttpServer, make_wsgi
-from bot.state import StateDB
+from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, TOKEN, Running, running_bot
 from tests.gemini_stub import GeminiStub, stub_key
 from tests.slack_stub import (
     BOT_ID,
@@ -32,56 +29,6 @@ from tests.slack_stub import (
     slash_command,
 )
 
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TOKEN = "xoxb-1111-2222-stubtokenvalue"
-KEY_ERROR = (
-    "Traceback (most recent call last):\n"
-    '  File "app.py", line 9, in <module>\n'
-    "google.genai.errors.ClientError: 400 INVALID_ARGUMENT. "
-    "{'error': {'code': 400, 'message': 'API key not valid. Please pass a valid API key.', "
-    "'status': 'INVALID_ARGUMENT', 'details': [{'@type': 'type.googleapis.com/google.rpc.ErrorInfo', "
-    "'reason': 'API_KEY_INVALID', 'domain': 'googleapis.com'}]}}"
-)
-RATE_ERROR = (
-    "google.genai.errors.ClientError: 429 RESOURCE_EXHAUSTED. {'error': {'code': 429, 'message': "
-    "'You exceeded your current quota, please check your plan and billing details.', 'status': 'RESOURCE_EXHAUSTED', "
-    "'details': [{'@type': 'type.googleapis.com/google.rpc.QuotaFailure', 'violations': [{'quotaMetric': "
-    "'generativelanguage.googleapis.com/generate_content_free_tier_requests', "
-    "'quotaId': 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier'}]}]}}"
-)
-LEAKED_KEY = "AIzaSyD3mo-Leak3dKey_0123456789abcdefgh"  # shaped like a real key; never valid
-
-
-@dataclass
-class Running:
-    bot: GeminiBot
-    server: HttpServer
-    slack: SlackStub
-    state: StateDB
-    state_path: Path
-
-    @property
-    def events_url(self) -> str:
-        return f"{self.server.url}/slack/events"
-
-    def send(self, body: str, content_type: str, *, secret: str = SECRET, timestamp: int | None = None, **headers: str):
-        all_headers = signed_headers(secret, body, content_type=content_type, timestamp=timestamp)
-        all_headers.update(headers)
-        return post(self.events_url, body, all_headers)
-
-    def event(self, event: dict, *, event_id: str | None = None, **headers: str) -> tuple[Reply, dict]:
-        envelope = event_callback(event, event_id=event_id)
-        reply = self.send(*as_json(envelope), **headers)
-        assert reply.status == 200, reply
-        return reply, envelope
-
-    def settle(self, runs: int) -> None:
-        """Wait until the listeners have finished `runs` times (bounded)."""
-        assert self.bot.wait_for_events(runs, timeout=10), f"only {self.bot.events_done} listener runs finished"
-
-    def messages(self) -> list[dict]:
-        return [c.params for c in self.slack.calls("chat.postMessage")]
-
 
 @pytest.fixture
 def slack():
@@ -99,24 +46,8 @@ def gemini(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def running(kb, slack, tmp_path: Path):
-    state_path = tmp_path / "state.sqlite"
-    state = StateDB(state_path)
-    settings = BotSettings(
-        bot_token=TOKEN,
-        signing_secret=SECRET,
-        api_url=slack.api_url,
-        check_timeout=1.0,
-        checks_per_minute=3,
-        team_key=stub_key("valid"),
-    )
-    bot = build_app(settings, kb, state)
-    server = HttpServer(make_wsgi(bot), host="127.0.0.1", port=0, threads=4).start()
-    try:
-        yield Running(bot, server, slack, state, state_path)
-    finally:
-        server.stop()
-        bot.close()
-        state.close()
+    with running_bot(kb, slack, tmp_path / "state.sqlite") as bot:
+        yield bot
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:
