@@ -13,13 +13,19 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from ingest.guides import Guide, GuideError, display_path, guide_files, load_guides
+from ingest.article_text import ARTICLE_SUFFIXES
+from ingest.articles import is_article, parse_article
+from ingest.guides import Guide, GuideError, display_path, load_guides
 from kb.normalize import normalize
+
+if TYPE_CHECKING:
+    from ingest.attach import ArticlePlan
 
 SCHEMA_VERSION = 2
 
@@ -35,9 +41,23 @@ class BuildReport:
     models: int
     input_hash: str
     seconds: float
+    articles: int = 0
+    warnings: list[str] = field(default_factory=list)  # articles that could not be read, and why
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+def source_files(paths: list[Path]) -> list[Path]:
+    """Expand folders into their guides and articles (`.md`, `.html`, `.htm`, `.txt`), sorted."""
+    found: dict[Path, Path] = {}  # by resolved path: a file named alone and inside a named folder counts once
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ARTICLE_SUFFIXES):
+                found.setdefault(child.resolve(), child)
+        else:
+            found.setdefault(path.resolve(), path)
+    return list(found.values())
 
 
 def input_hash(files: list[Path], *, root: Path | None = None) -> str:
@@ -113,7 +133,7 @@ def _entry_row(guide: Guide) -> dict[str, object]:
         "retryable": guide.retryable,
         "related": json.dumps(guide.related),
         "specialises": guide.specialises,
-        "reviewed": 1,
+        "reviewed": int(guide.reviewed),
     }
 
 
@@ -123,25 +143,16 @@ def _write(
     inputs: list[Path],
     source_hashes: dict[str, str],
     digest: str,
+    plans: list[ArticlePlan],
 ) -> None:
     _create_schema(db)
-    entries = [_entry_row(g) for g in guides]
-    sources, links, signatures, models = [], [], [], []
-    for guide in guides:
-        sid = _source_id(guide.path)
-        sources.append(
-            {
-                "id": sid,
-                "kind": "guide",
-                "title": guide.title,
-                "path": guide.path,
-                "sha256": source_hashes.get(guide.path, ""),
-            }
-        )
-        links.append({"entry_id": guide.id, "source_id": sid, "section": "", "advice": "{}"})
+    entries, sources, signatures, models = [], [], [], []
+    links: dict[tuple[str, str, str], dict] = {}
+
+    def add_entry(guide: Guide, sid: str) -> None:
+        entries.append(_entry_row(guide))
         prose = "\n".join([guide.title, guide.summary, *guide.causes])
-        rows = [(s.kind, s.text) for s in guide.signatures] + [("prose", prose)]
-        for kind, text in rows:
+        for kind, text in [(s.kind, s.text) for s in guide.signatures] + [("prose", prose)]:
             signatures.append(
                 {"entry_id": guide.id, "kind": kind, "text": text, "norm": normalize(text), "source_id": sid}
             )
@@ -155,11 +166,59 @@ def _write(
                     "entry_id": guide.id,
                 }
             )
+
+    def link(entry_id: str, sid: str, section: str, advice: dict) -> None:
+        row = links.setdefault((entry_id, sid, section), {})
+        for kind, items in advice.items():
+            row.setdefault(kind, []).extend(i for i in items if i not in row.get(kind, []))
+
+    for guide in guides:
+        sid = _source_id(guide.path)
+        sources.append(
+            {
+                "id": sid,
+                "kind": "guide",
+                "title": guide.title,
+                "path": guide.path,
+                "sha256": source_hashes.get(guide.path, ""),
+            }
+        )
+        link(guide.id, sid, "", {})
+        add_entry(guide, sid)
+    for plan in plans:
+        sid = plan.source_id
+        sources.append(
+            {
+                "id": sid,
+                "kind": "article",
+                "title": plan.article.title,
+                "path": plan.display,
+                "sha256": plan.article.sha256,
+            }
+        )
+        for guide in plan.new_entries:
+            add_entry(guide, sid)
+        for placement in plan.attached:
+            link(placement.entry_id or "", sid, placement.unit.label, placement.unit.advice.as_dict())
+        for sig in plan.signatures:
+            if sig.outcome == "new" and sig.entry_id:
+                signatures.append(
+                    {
+                        "entry_id": sig.entry_id,
+                        "kind": "messages",
+                        "text": sig.text,
+                        "norm": normalize(sig.text),
+                        "source_id": sid,
+                    }
+                )
     for i, row in enumerate(signatures, start=1):
         row["id"] = i
     db["entries"].insert_all(entries)
     db["sources"].insert_all(sources)
-    db["entry_sources"].insert_all(links)
+    db["entry_sources"].insert_all(
+        {"entry_id": e, "source_id": sid, "section": section, "advice": json.dumps(advice, ensure_ascii=False)}
+        for (e, sid, section), advice in links.items()
+    )
     db["signatures"].insert_all(signatures)
     if models:
         db["models"].insert_all(models, replace=True)
@@ -196,28 +255,85 @@ def write_database(
     digest: str,
     inputs: list[Path],
     source_hashes: dict[str, str],
+    plans: list[ArticlePlan] | None = None,
     before_rename: Callable[[Path], None] | None = None,
 ) -> None:
-    """Write parsed guides to a new file beside `db_path`, check it, and rename it into place."""
+    """Write parsed guides (and what articles add) to a new file beside `db_path`, check it, rename it into place."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".tmp", dir=db_path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    plans = plans or []
     try:
         db = sqlite_utils.Database(tmp, recreate=True)
         try:
             with db.conn:
-                _write(db, guides, inputs, source_hashes, digest)
+                _write(db, guides, inputs, source_hashes, digest, plans)
             db.execute("VACUUM")
         finally:
             db.close()
-        _validate(tmp, len(guides))
+        _validate(tmp, len(guides) + sum(len(p.new_entries) for p in plans))
         if before_rename is not None:
             before_rename(tmp)
         os.replace(tmp, db_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@dataclass
+class ArticlePlans:
+    """What the articles among a build's inputs would add, and the ones that could not be read."""
+
+    plans: list[ArticlePlan]
+    warnings: list[str]
+
+
+def load_inputs(inputs: list[Path], *, root: Path | None = None) -> tuple[list[Guide], list[Path], list[Path]]:
+    """Parse the guides among `inputs`; return them, the article files, and every input file."""
+    files = source_files(inputs)
+    articles = [f for f in files if f.exists() and is_article(f)]
+    guide_paths = [f for f in files if f not in articles]
+    if not guide_paths:
+        raise GuideError([])
+    guides, problems = load_guides(guide_paths, root=root)
+    if problems:
+        raise GuideError(problems)
+    if not guides:
+        raise GuideError([])
+    return guides, articles, files
+
+
+def plan_articles(guides: list[Guide], articles: list[Path], *, root: Path | None = None) -> ArticlePlans:
+    """Match every article against a knowledge base of `guides` alone and say what each would add."""
+    from ingest.attach import plan_article
+    from kb.store import KnowledgeBase
+
+    if not articles:
+        return ArticlePlans([], [])
+    plans, warnings = [], []
+    seen: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="gemini-kb-plan-") as tmp:
+        base = Path(tmp) / "guides.sqlite"
+        write_database(guides, base, digest="plan", inputs=[], source_hashes={})
+        kb = KnowledgeBase(base)
+        taken = set(kb.entries)
+        for path in articles:
+            display = display_path(path, root)
+            try:
+                article = parse_article(path)
+            except (OSError, ValueError) as exc:
+                warnings.append(f"{display}: not read: {exc}")
+                continue
+            if article.sha256 in seen:
+                warnings.append(f"{display}: same content as {seen[article.sha256]}; ingested once")
+                continue
+            seen[article.sha256] = display
+            plans.append(plan_article(article, kb, display=display, taken=taken))
+            if not article.units:
+                warnings.append(f"{display}: no sections with advice found")
+        kb.close()
+    return ArticlePlans(plans, warnings)
 
 
 def build(
@@ -227,26 +343,24 @@ def build(
     root: Path | None = None,
     before_rename: Callable[[Path], None] | None = None,
 ) -> BuildReport:
-    """Build `db_path` from guide files and folders; raise GuideError on bad guides.
+    """Build `db_path` from guide and article files and folders; raise GuideError on bad guides.
 
-    `before_rename` is called with the finished temporary file (tests use it to
-    simulate a failure half-way).
+    Articles add to the families they match; an unreadable article is a warning, not a failure.
+    `before_rename` is called with the finished temporary file (tests use it to simulate a failure half-way).
     """
     started = time.perf_counter()
-    files = guide_files(inputs)
-    guides, problems = load_guides(inputs, root=root)
-    if problems:
-        raise GuideError(problems)
-    if not guides:
-        raise GuideError([])
-    hashes = {display_path(f, root): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
-    digest = input_hash(files, root=root)
+    guides, articles, files = load_inputs(inputs, root=root)
+    planned = plan_articles(guides, articles, root=root)
+    readable = [f for f in files if f.exists()]
+    hashes = {display_path(f, root): hashlib.sha256(f.read_bytes()).hexdigest() for f in readable}
+    digest = input_hash(readable, root=root)
     write_database(
         guides,
         db_path,
         digest=digest,
         inputs=inputs,
         source_hashes=hashes,
+        plans=planned.plans,
         before_rename=before_rename,
     )
     conn = sqlite3.connect(db_path)
@@ -257,4 +371,11 @@ def build(
         ]
     finally:
         conn.close()
-    return BuildReport(str(db_path), *counts, input_hash=digest, seconds=time.perf_counter() - started)
+    return BuildReport(
+        str(db_path),
+        *counts,
+        input_hash=digest,
+        seconds=time.perf_counter() - started,
+        articles=len(planned.plans),
+        warnings=planned.warnings,
+    )

@@ -86,6 +86,7 @@ class Guide:
     specialises: str | None = None
     field_lines: dict[str, int] = field(default_factory=dict)
     models: list[ModelRecord] = field(default_factory=list)
+    reviewed: bool = True  # False for entries an article ingest created, until someone writes a guide
 
 
 class GuideError(Exception):

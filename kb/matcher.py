@@ -292,12 +292,18 @@ class Matcher:
             else:
                 ev.adjust -= 0.15 * doubt
 
-    def match(self, text: str, *, limit: int = 3) -> MatchResult:
-        """The best entries for `text`, best first, with a confident flag."""
+    def match(self, text: str, *, limit: int = 3, about_gemini: bool = False) -> MatchResult:
+        """The best entries for `text`, best first, with a confident flag.
+
+        `about_gemini` says the text is known to be about Gemini (a Gemini troubleshooting article),
+        so the matcher does not ask the text itself to show it.
+        """
         cleaned = clean(text if isinstance(text, str) else str(text))
         redacted, secret_kinds = redact(cleaned)
         capped = cap(collapse_frames(redacted))
         signals = extract(capped)
+        if about_gemini:
+            signals.gemini_context, signals.foreign = True, []
         norm = normalize(capped)
         fuzzy_text = norm if len(norm) <= FUZZY_TEXT_CHARS else norm[:1500] + " " + norm[-(FUZZY_TEXT_CHARS - 1500) :]
         paste = _Paste(
@@ -407,6 +413,6 @@ def matcher_for(kb: KnowledgeBase) -> Matcher:
     return found
 
 
-def match(text: str, kb: KnowledgeBase, *, limit: int = 3) -> MatchResult:
+def match(text: str, kb: KnowledgeBase, *, limit: int = 3, about_gemini: bool = False) -> MatchResult:
     """Match `text` against `kb`; see `Matcher.match`."""
-    return matcher_for(kb).match(text, limit=limit)
+    return matcher_for(kb).match(text, limit=limit, about_gemini=about_gemini)

@@ -1,0 +1,290 @@
+"""Decide where each part of an article goes, using the matcher over the curated knowledge base.
+
+A unit (section, FAQ pair, table row) attaches to the family the matcher finds for its heading
+and text, helped by the heading naming the family in words ("Invalid ... API Key" names
+`api-key-invalid`: authors often put a wrong status code on a right description). A unit that
+names an error no family covers becomes a new entry marked unreviewed; one that names no error
+(an introduction, a checklist) is left out. Quoted error messages become signatures of the family
+the matcher finds for each message on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from ingest.articles import Article, Unit
+from ingest.guides import Guide, Signature
+from kb.matcher import MatchResult, match
+from kb.signals import extract
+from kb.store import KnowledgeBase
+
+ATTACH_SCORE = 0.45  # below this a unit is not about the family, whatever it is
+ATTACH_MARGIN = 0.08  # over the runner-up, unless one family refines the other
+NAMING_BONUS = 0.6  # the heading names every distinctive word of the family's id
+NAMING_MIN = 0.66  # share of an id's distinctive words the heading must name
+SIGNATURE_SCORE = 0.6  # a quoted message must match its family at least this well
+GENERIC_ID_WORDS = frozenset({"error", "api", "or"})
+ERROR_TOKEN_RE = re.compile(
+    r"\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\b\w+(?:Error|Exception|Exhausted|Unavailable|NotFound|Denied)\b|"
+    r"\b[1-5]\d\d\b\s+[A-Z]"
+)
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    for suffix in ("ions", "ion", "ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def _words(text: str) -> list[str]:
+    return [_stem(w) for w in re.findall(r"[A-Za-z]+", text)]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one unit goes: an existing family, a new unreviewed entry, or nowhere (with why)."""
+
+    unit: Unit
+    entry_id: str | None
+    score: float = 0.0
+    why: str = ""
+    new_entry: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.unit.kind,
+            "heading": self.unit.heading,
+            "section": self.unit.label,
+            "attach_to": self.entry_id,
+            "new_unreviewed_entry": self.new_entry,
+            "score": round(self.score, 2),
+            "why": self.why,
+            "advice": self.unit.advice.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class SignaturePlan:
+    """A quoted error message and what becomes of it: new, known already, or not recognised."""
+
+    text: str
+    entry_id: str | None
+    outcome: str  # "new", "known", "unrecognised"
+    why: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ArticlePlan:
+    """Everything one article contributes to the knowledge base."""
+
+    article: Article
+    display: str  # the path shown as provenance
+    source_id: str
+    placements: list[Placement] = field(default_factory=list)
+    signatures: list[SignaturePlan] = field(default_factory=list)
+    new_entries: list[Guide] = field(default_factory=list)
+
+    @property
+    def attached(self) -> list[Placement]:
+        return [p for p in self.placements if p.entry_id]
+
+    def as_dict(self) -> dict[str, object]:
+        a = self.article
+        return {
+            "path": self.display,
+            "title": a.title,
+            "sha256": a.sha256,
+            "sections": [p.as_dict() for p in self.placements],
+            "signatures": [s.as_dict() for s in self.signatures],
+            "new_entries": [g.id for g in self.new_entries],
+            "boilerplate_dropped": a.dropped,
+        }
+
+
+def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
+    """Share of the id's distinctive words the heading names, and where the first of them is."""
+    words = [_stem(w) for w in entry_id.split("-") if w not in GENERIC_ID_WORDS]
+    if not words:
+        return 0.0, 0
+    found = [heading_words.index(w) for w in words if w in heading_words]
+    share = len(found) / len(words)
+    return share, sum(found) if found else 1_000
+
+
+def choose_family(unit: Unit, kb: KnowledgeBase) -> tuple[str | None, float, str]:
+    """The family a unit is about, its score and why; None when nothing is clear enough.
+
+    A section is about what its heading names: its text only counts once the heading names an
+    error (an introduction that mentions a 401 in passing is not about 401s). An FAQ answer counts.
+    """
+    heading = subject(unit)
+    results: list[MatchResult] = [match(heading, kb, limit=6, about_gemini=True)]
+    if unit.kind == "faq" or names_an_error(heading):
+        results.append(match(f"{heading}\n{unit.text}", kb, limit=6, about_gemini=True))
+    scores: dict[str, float] = {}
+    why: dict[str, str] = {}
+    for result in results:
+        for m in result.matches:
+            if m.score > scores.get(m.id, 0.0):
+                scores[m.id], why[m.id] = m.score, m.why
+    heading_words = _words(unit.heading)  # a subsection is named by its own words, not its parent's
+    order: dict[str, int] = {}
+    naming: dict[str, float] = {}
+    for entry_id in kb.entries:
+        share, position = _naming(entry_id, heading_words)
+        order[entry_id] = position
+        if share >= NAMING_MIN and len(entry_id.split("-")) > 1:
+            naming[entry_id] = NAMING_BONUS * share
+            scores[entry_id] = scores.get(entry_id, 0.0) + NAMING_BONUS * share
+            why[entry_id] = f'heading names "{entry_id}"' + (f" + {why[entry_id]}" if entry_id in why else "")
+    if not scores:
+        return None, 0.0, "nothing in it matches a family"
+    own_heading = unit.kind != "table-row" and heading.startswith(unit.heading)
+    if len(results) > 1 and own_heading:
+        # A heading says what its unit is about; the text only decides when the heading cannot.
+        # (A table row's cells and a subsection's borrowed parent heading are not such a statement.)
+        from_heading = {m.id: m.score for m in results[0].matches}
+        for entry_id, bonus in naming.items():
+            from_heading[entry_id] = from_heading.get(entry_id, 0.0) + bonus
+        if from_heading and max(from_heading.values()) >= ATTACH_SCORE:
+            from_text = {m.id: m.score for m in results[1].matches}
+            scores = {k: v + 0.05 * from_text.get(k, 0.0) for k, v in from_heading.items()}
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], order.get(kv[0], 1_000), kv[0]))
+    best, score = ranked[0]
+    if len(results) == 1 and score < ATTACH_SCORE:
+        return None, score, "not about a specific error"
+    if score < ATTACH_SCORE:
+        return None, score, f"best family {best} scores only {score:.2f}"
+    if len(ranked) > 1:
+        second, second_score = ranked[1]
+        entries = kb.entries
+        related = entries[best].specialises == second or entries[second].specialises == best
+        if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
+            return None, score, f"{best} and {second} fit equally well"
+    return best, min(score, 1.0), why[best]
+
+
+def names_an_error(heading: str) -> bool:
+    """Whether a heading names a specific error: a status, an error code or an exception class."""
+    signals = extract(heading)
+    if signals.http_status or signals.status or signals.reasons or signals.exceptions or signals.finish_reasons:
+        return True
+    return bool(ERROR_TOKEN_RE.search(heading))
+
+
+BARE_STATUS_RE = re.compile(r"(?<![\w.])([45]\d\d)(?![\w.])")
+
+
+def subject(unit: Unit) -> str:
+    """What a unit is about: its heading, after the nearest enclosing heading that names an error.
+
+    A bare status code in a heading ("Why do I get 429?") is spelt out as one, which the matcher
+    would not assume of a number in a paste.
+    """
+    heading = unit.heading
+    if unit.kind != "faq" and not names_an_error(heading):
+        named = [p for p in unit.parents if names_an_error(p)]
+        heading = f"{named[-1]}: {heading}" if named else heading
+    codes = BARE_STATUS_RE.findall(heading)
+    if len(set(codes)) == 1 and not extract(heading).http_status:
+        heading += f" (error {codes[0]})"
+    return heading
+
+
+def slug(text: str, taken: set[str]) -> str:
+    """A stable entry id from a heading: its first words, lower case, dash-separated, unique in `taken`."""
+    words = re.findall(r"[a-z0-9]+", text.lower())[:7]
+    base = "-".join(words) or "article-entry"
+    found, n = base, 2
+    while found in taken:
+        found, n = f"{base}-{n}", n + 1
+    return found
+
+
+def _new_entry(unit: Unit, entry_id: str, article: Article, display: str, known: dict[str, str]) -> Guide:
+    advice = unit.advice
+    signals = extract(unit.text)
+    summary = (advice.summary or advice.causes or [f"Described in {article.title}."])[0]
+    quoted = {m.casefold() for m in unit.messages}
+    tokens = [
+        m.group(0)
+        for m in ERROR_TOKEN_RE.finditer(unit.heading)
+        if "_" in m.group(0) and m.group(0).casefold() not in known and m.group(0).casefold() not in quoted
+    ]
+    return Guide(
+        path=display,
+        id=entry_id,
+        title=unit.heading,
+        http_status=signals.http_status,
+        status=signals.status,
+        retryable="unknown",
+        docs=[],
+        signatures=[Signature("messages", t, 0) for t in dict.fromkeys(tokens)],
+        summary=summary,
+        causes=advice.causes,
+        fix=advice.fix,
+        diagnosis=advice.diagnosis,
+        example=advice.code[0] if advice.code else "",
+        reviewed=False,
+    )
+
+
+def _known_signatures(kb: KnowledgeBase) -> dict[str, str]:
+    return {s.text.casefold(): s.entry_id for s in kb.signatures if s.kind != "prose"}
+
+
+def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: set[str]) -> ArticlePlan:
+    """What `article` adds to `kb`: placements, new unreviewed entries and new signatures.
+
+    `taken` holds entry ids already in use (curated and earlier articles' new entries); it is updated.
+    """
+    plan = ArticlePlan(article, display, hashlib.sha256(display.encode()).hexdigest()[:16])
+    known = _known_signatures(kb)
+    for unit in article.units:
+        entry_id, score, why = choose_family(unit, kb)
+        home = entry_id
+        if entry_id is not None:
+            plan.placements.append(Placement(unit, entry_id, score, why))
+        elif unit.kind != "faq" and names_an_error(subject(unit)) and (unit.advice.fix or unit.advice.causes):
+            home = slug(unit.heading, taken)
+            taken.add(home)
+            plan.new_entries.append(_new_entry(unit, home, article, display, known))
+            plan.placements.append(Placement(unit, home, score, f"no family covers it ({why})", new_entry=True))
+        else:
+            reason = why if names_an_error(subject(unit)) else "not about a specific error"
+            plan.placements.append(Placement(unit, None, score, reason))
+        for text in unit.messages:
+            plan.signatures.append(_signature_plan(text, home, kb, known))
+    seen: set[str] = set()
+    unique = []
+    for sig in plan.signatures:
+        if sig.text.casefold() not in seen:
+            seen.add(sig.text.casefold())
+            unique.append(sig)
+    plan.signatures = unique
+    return plan
+
+
+def _signature_plan(text: str, home: str | None, kb: KnowledgeBase, known: dict[str, str]) -> SignaturePlan:
+    """Where a quoted message belongs: the family it matches on its own, else the unit's family."""
+    owner = known.get(text.casefold())
+    if owner:
+        return SignaturePlan(text, owner, "known", f"already a signature of {owner}")
+    result = match(text, kb, limit=2, about_gemini=True)
+    top = result.top
+    if (
+        top
+        and top.score >= SIGNATURE_SCORE
+        and (result.confident or len(result.matches) < 2 or top.score - result.matches[1].score >= ATTACH_MARGIN)
+    ):
+        return SignaturePlan(text, top.id, "new", top.why)
+    if home and ERROR_TOKEN_RE.search(text):
+        return SignaturePlan(text, home, "new", "quoted in the section about it")
+    return SignaturePlan(text, None, "unrecognised", "matches no family clearly; left out")
