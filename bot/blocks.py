@@ -18,7 +18,7 @@ from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
 from kb.matcher import Match, MatchResult
 from kb.redact import mask, redact
-from kb.store import Entry, KnowledgeBase
+from kb.store import Entry, KnowledgeBase, SourceRef
 
 if TYPE_CHECKING:
     from bot.state import StateSummary
@@ -189,9 +189,26 @@ def entry_blocks(entry: Entry) -> list[dict]:
         blocks.append(_context("Docs: " + " · ".join(links)))
     articles = [s for s in entry.sources if s.kind != "guide"]
     if articles:
-        shown = [_source(s.title, s.path) for s in articles[:5]]
-        blocks.append(_context("Also described in: " + " · ".join(shown)))
+        blocks.append(_section(_also_described_in(articles)))
     return blocks
+
+
+def _also_described_in(sources: list[SourceRef], *, limit: int = 3) -> str:
+    """Articles that also cover the entry: title, section, and their first steps or answer."""
+    lines = ["*Also described in:*"]
+    for source in sources[:limit]:
+        where = f" › {escape(truncate(source.section, 80))}" if source.section else ""
+        lines.append(f"• _{_source(source.title, source.path)}_{where}")
+        advice = source.advice
+        for item in (advice.get("fix") or advice.get("causes") or [])[:2]:
+            lines.append(f"    ◦ {mrkdwn(truncate(str(item), 200))}")
+        for pair in advice.get("faq", [])[:1]:
+            if isinstance(pair, dict):
+                question, answer = truncate(pair.get("q", ""), 150), truncate(pair.get("a", ""), 250)
+                lines.append(f"    ◦ _{escape(question)}_ {escape(answer)}")
+    if len(sources) > limit:
+        lines.append(f"…and {len(sources) - limit} more")
+    return truncate("\n".join(lines), MAX_TEXT)
 
 
 def _answer_value(top: Match, others: list[Match], model: str | None) -> str:

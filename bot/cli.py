@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.build import build
-from ingest.guides import GuideError, load_guides
+from ingest.article_text import ARTICLE_SUFFIXES
+from ingest.build import build, load_inputs, plan_articles, source_files
+from ingest.guides import GuideError
 from kb.settings import GUIDES_DIR, Settings, load_settings
 from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, open_kb
 
@@ -33,10 +35,48 @@ def open_from_args(args: argparse.Namespace) -> KnowledgeBase:
 # -- ingest -------------------------------------------------------------------------------
 
 
+def _recorded_inputs(kb_path: Path) -> list[Path]:
+    """The inputs the existing knowledge base was built from (articles ingested earlier stay in)."""
+    try:
+        conn = sqlite3.connect(f"file:{kb_path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'inputs'").fetchone()
+        finally:
+            conn.close()
+        return [Path(p) for p in json.loads(row[0])] if row else []
+    except (sqlite3.Error, ValueError, TypeError):
+        return []
+
+
+def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """(every input of the build, the paths named on this command line), checked."""
+    named = [Path(p).expanduser() for p in args.paths]
+    for path in named:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
+        if path.is_file() and path.suffix.lower() not in ARTICLE_SUFFIXES:
+            raise UsageError(f"{path}: not a guide or article (expected {', '.join(ARTICLE_SUFFIXES)})")
+    forget = {Path(p).expanduser().resolve() for p in args.forget}
+    inputs: dict[Path, Path] = {}
+    for path in [GUIDES_DIR, *_recorded_inputs(args.settings.kb_path), *named]:
+        key = path.resolve()
+        if key in forget or key in inputs:
+            continue
+        if not path.exists():
+            print(f"gemini-kb: {path} was ingested before but is gone; leaving it out", file=sys.stderr)
+            continue
+        inputs[key] = path
+    return list(inputs.values()), named
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    inputs = [GUIDES_DIR, *[Path(p) for p in args.paths]]
+    inputs, named = _ingest_inputs(args)
     if args.check:
-        guides, problems = load_guides(inputs, root=PROJECT_ROOT)
+        try:
+            guides, _articles, _files = load_inputs(inputs, root=PROJECT_ROOT)
+            problems = []
+        except GuideError as exc:
+            guides, problems = [], exc.problems
         if args.json:
             _print_json({"ok": not problems, "guides": len(guides), "problems": [p.__dict__ for p in problems]})
         else:
@@ -44,6 +84,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
             print(f"{len(guides)} guides valid, {len(problems)} problems", file=sys.stderr if problems else sys.stdout)
         return EXIT_FAIL if problems else EXIT_OK
+    if args.dry_run:
+        return _dry_run(inputs, named, as_json=args.json)
     try:
         report = build(inputs, args.settings.kb_path, root=PROJECT_ROOT)
     except GuideError as exc:
@@ -54,10 +96,35 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.as_dict())
     else:
+        for warning in report.warnings:
+            print(f"gemini-kb: {warning}", file=sys.stderr)
+        articles = f", {report.articles} articles" if report.articles else ""
         print(
             f"built {report.path}: {report.entries} entries, {report.signatures} signatures, "
-            f"{report.sources} sources, {report.models} model records in {report.seconds:.2f}s"
+            f"{report.sources} sources{articles}, {report.models} model records in {report.seconds:.2f}s"
         )
+    named_files = {f.resolve() for f in source_files(named)}
+    failed = [w for w in report.warnings if "not read" in w and any(str(n) in w for n in named_files)]
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def _dry_run(inputs: list[Path], named: list[Path], *, as_json: bool) -> int:
+    """What the named articles (or all recorded ones) would add, without writing anything."""
+    from bot.render_text import article_plan_text
+
+    guides, articles, _files = load_inputs(inputs, root=PROJECT_ROOT)
+    if named:
+        wanted = {f.resolve() for f in source_files(named)}
+        articles = [a for a in articles if a.resolve() in wanted]
+    if not articles:
+        raise UsageError("--dry-run needs an article (.html, .htm, .txt, or a .md without a guide's front matter)")
+    planned = plan_articles(guides, articles, root=PROJECT_ROOT)
+    if as_json:
+        _print_json({"articles": [p.as_dict() for p in planned.plans], "warnings": planned.warnings})
+    else:
+        for warning in planned.warnings:
+            print(f"gemini-kb: {warning}", file=sys.stderr)
+        print("\n".join(article_plan_text(p) for p in planned.plans), end="")
     return EXIT_OK
 
 
@@ -111,12 +178,24 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _register_core(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "ingest",
-        help="build the knowledge base from kb/guides (plus extra guides/articles)",
-        description="Build the knowledge base atomically from kb/guides and any extra guide files or folders.",
+        help="build the knowledge base from kb/guides plus troubleshooting articles (.html, .htm, .txt, .md)",
+        description="Build the knowledge base atomically from kb/guides, the articles and guides ingested before, "
+        "and the PATHS given. An article's sections are matched to error families: their causes, steps, code and "
+        "FAQ answers are attached with provenance, quoted error messages become signatures, and a section about "
+        "an error no family covers becomes a new entry marked unreviewed. Ingesting an article again replaces what "
+        "it added before. The previous knowledge base stays in place if the build fails.",
     )
-    p.add_argument("paths", nargs="*", help="extra guide files or folders")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="article or guide files, or folders of them")
     p.add_argument("--check", action="store_true", help="validate guides without building; exit 1 on problems")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what the articles would add and where it would go, without writing anything",
+    )
+    p.add_argument(
+        "--forget", action="append", default=[], metavar="PATH", help="drop an article ingested before (repeatable)"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary (or the dry run) as JSON")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("list", help="the on-call quick reference: one row per entry")

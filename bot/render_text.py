@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 from kb.matcher import MatchResult
 from kb.store import Entry, KnowledgeBase
+
+if TYPE_CHECKING:
+    from ingest.attach import ArticlePlan
 
 
 def _wrap(text: str, indent: str = "  ", width: int = 100) -> str:
@@ -47,9 +51,13 @@ def entry_text(entry: Entry, *, full: bool = True) -> str:
     """The whole entry, readable in a terminal (`full=False` keeps the essentials)."""
     mark = "" if entry.reviewed else "  [unreviewed]"
     out = [f"{entry.title}  ({entry.id}, {status_label(entry)}){mark}", "", _wrap(entry.summary), ""]
-    out += ["Likely causes:", bullets(entry.causes), "", "Fix:", numbered(entry.fix), ""]
+    if entry.causes:
+        out += ["Likely causes:", bullets(entry.causes), ""]
+    if entry.fix:
+        out += ["Fix:", numbered(entry.fix), ""]
     if full:
-        out += ["How to confirm:", bullets(entry.diagnosis), ""]
+        if entry.diagnosis:
+            out += ["How to confirm:", bullets(entry.diagnosis), ""]
         if entry.example:
             out += [f"Example ({entry.example_lang or 'code'}):", textwrap.indent(entry.example, "    "), ""]
         if entry.notes:
@@ -59,11 +67,31 @@ def entry_text(entry: Entry, *, full: bool = True) -> str:
         out += ["Docs:", *[f"  {d}" for d in entry.docs]]
     articles = [s for s in entry.sources if s.kind != "guide"]
     if articles:
-        out += [
-            "Also described in:",
-            *[f"  {s.title} ({s.path}{', ' + s.section if s.section else ''})" for s in articles],
-        ]
+        out.append("Also described in:")
+        for source in articles:
+            out.append(f"  {source.title} ({source.path}{' > ' + source.section if source.section else ''})")
+            if full:
+                out += advice_lines(source.advice, indent="      ")
     return "\n".join(out).rstrip() + "\n"
+
+
+ADVICE_LABELS = {"summary": "Says", "causes": "Causes", "diagnosis": "To confirm", "fix": "Fix"}
+
+
+def advice_lines(advice: dict[str, list], *, indent: str = "  ", limit: int = 4) -> list[str]:
+    """What an article adds to an entry, a few lines per kind."""
+    out: list[str] = []
+    for kind, label in ADVICE_LABELS.items():
+        items = [str(i) for i in advice.get(kind, [])][:limit]
+        if items:
+            out.append(f"{indent}{label}: " + items[0])
+            out += [f"{indent}{' ' * (len(label) + 2)}{i}" for i in items[1:]]
+    for pair in advice.get("faq", [])[:limit]:
+        if isinstance(pair, dict):
+            out += [f"{indent}Q: {pair.get('q', '')}", f"{indent}A: {pair.get('a', '')}"]
+    if advice.get("code"):
+        out.append(f"{indent}(and {len(advice['code'])} code example{'s' * (len(advice['code']) > 1)})")
+    return out
 
 
 def answer_text(result: MatchResult, kb: KnowledgeBase) -> str:
@@ -89,4 +117,31 @@ def answer_text(result: MatchResult, kb: KnowledgeBase) -> str:
     others = result.matches[1:]
     if others:
         out.append("Other candidates: " + ", ".join(f"{m.id} ({m.score:.2f})" for m in others))
+    return "\n".join(out) + "\n"
+
+
+def article_plan_text(plan: ArticlePlan) -> str:
+    """An ingest dry run for one article: each section and where it goes, then the signatures."""
+    a = plan.article
+    placed = plan.attached
+    out = [
+        f"{a.title}  ({plan.display})",
+        f"  {len(plan.placements)} sections read: {len(placed)} attached "
+        f"({len(plan.new_entries)} as new unreviewed entries); {len(a.dropped)} boilerplate blocks left out",
+    ]
+    for p in plan.placements:
+        counts = ", ".join(f"{len(v)} {k}" for k, v in p.unit.advice.as_dict().items())
+        if p.new_entry:
+            target = f"NEW unreviewed entry {p.entry_id}"
+        elif p.entry_id:
+            target = f"{p.entry_id} ({p.score:.2f}: {p.why})"
+        else:
+            target = f"left out: {p.why}"
+        out += [f"  [{p.unit.kind}] {p.unit.label}", f"      -> {target}" + (f"; {counts}" if p.entry_id else "")]
+    if plan.signatures:
+        out.append("  Error messages:")
+        mark = {"new": "+ new signature of", "known": "= already a signature of", "unrecognised": "? left out:"}
+        for s in plan.signatures:
+            where = s.entry_id if s.outcome != "unrecognised" else s.why
+            out.append(f"    {mark[s.outcome]} {where}: {s.text[:100]}")
     return "\n".join(out) + "\n"
