@@ -288,11 +288,15 @@ def section_units(section: Section) -> list[Unit]:
                 role = _role(text) or role
                 text_parts.append(text)
                 continue
-            role = _role(text) if re.search(r"\b(?:why|because|causes?|happens)\b", text, re.I) else None
             if lead and _role(lead.group(1)) and len(lead.group(1).split()) <= 5:
                 advice.add(_role(lead.group(1)) or "fix", lead.group(2))
-            elif not advice.summary and not advice.causes and not advice.fix:
-                advice.add("summary", text)
+            elif role in ("causes", "fix"):
+                advice.add(role, text)  # prose under "Cause:" or "Fix:" says the cause or the fix
+            else:
+                if not advice.summary and not advice.causes and not advice.fix:
+                    advice.add("summary", text)
+                # "This happens when:" style prose makes the list after it a list of causes.
+                role = "causes" if re.search(r"\b(?:why|because|causes?|happens)\b", text, re.I) else None
             messages += _messages_from_text(text)
             if listing_messages:
                 messages += _backticked(text)

@@ -82,7 +82,9 @@ BOILERPLATE_TEXT_RE = re.compile(
     r"\bcontinue reading\b|thank you for reading|thanks for reading|\bview membership\b|\bcancel anytime\b|"
     r"\bsecure payment\b|\bshare (?:this|on)\b|\bcopyright\b|©|all rights reserved|\bpublished in\b|"
     r"\beditorial note\b|^corrections?:|\bleave a (?:reply|comment)\b|\bwritten by\b|\bsee all\b|"
-    r"\brecommended from\b|\bmore from\b|\bopen in app\b|\blisten\b$|^share$|^follow$|^updated \w+ \d{4}$)",
+    r"\brecommended from\b|\bmore from\b|\bopen in app\b|\blisten\b$|^share$|^follow$|^updated \w+ \d{4}$|"
+    r"was this (?:page|article|post|answer) helpful|\blast (?:edited|updated|reviewed|modified)\b|\b\d+ watchers?\b|"
+    r"^_?labels?:|^see also:|\bedit this page\b|^back to\b)",
     re.I,
 )
 BOILERPLATE_TEXT_MAX = 400  # longer blocks are content even when they mention members or cookies
