@@ -140,7 +140,7 @@ def article_plan_text(plan: ArticlePlan) -> str:
         out += [f"  [{p.unit.kind}] {p.unit.label}", f"      -> {target}" + (f"; {counts}" if p.entry_id else "")]
     if plan.signatures:
         out.append("  Error messages:")
-        mark = {"new": "+ new signature of", "known": "= already a signature of", "unrecognised": "? left out:"}
+        mark = {"new": "+ new signature of", "known": "= already a signature of", "unrecognised": "? left out,"}
         for s in plan.signatures:
             where = s.entry_id if s.outcome != "unrecognised" else s.why
             out.append(f"    {mark[s.outcome]} {where}: {s.text[:100]}")

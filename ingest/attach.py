@@ -287,4 +287,4 @@ def _signature_plan(text: str, home: str | None, kb: KnowledgeBase, known: dict[
         return SignaturePlan(text, top.id, "new", top.why)
     if home and ERROR_TOKEN_RE.search(text):
         return SignaturePlan(text, home, "new", "quoted in the section about it")
-    return SignaturePlan(text, None, "unrecognised", "matches no family clearly; left out")
+    return SignaturePlan(text, None, "unrecognised", "matches no family clearly")
