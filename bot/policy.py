@@ -102,7 +102,7 @@ def classify(
 
 # Shapes of text that say "this is an error report", as opposed to talk about errors.
 ERROR_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("traceback", re.compile(r"Traceback \(most recent call last\)|^\s+at [\w$.<>]{1,200}\(", re.M)),
+    ("traceback", re.compile(r"Traceback \(most recent call last\)|^[^\S\n]{1,40}at [\w$.<>]{1,200}\(", re.M)),
     ("json_error", re.compile(r"[\"']error[\"']\s{0,3}:\s{0,3}\{")),
     ("exception_line", re.compile(r"^\s{0,8}[\w.]{0,120}(?:Error|Exception)\b[^\n]{0,20}:", re.M)),
     (

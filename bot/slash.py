@@ -34,7 +34,7 @@ HELP = f"""*{COMMAND}* checks the Gemini API from the bot's host and looks error
 • `{COMMAND} model NAME` — the model's methods and token limits; on 404 the closest names
 • `{COMMAND} list` — the quick reference of every error family
 • `{COMMAND} <error text or entry id>` — look it up in the knowledge base
-Add `share` to post the result in the channel. Checks are limited per person per minute."""
+Add `share` to post the result in the channel. Checks are limited per person and for the whole team per minute."""
 HELP_TEXT = re.sub(r"[*`]", "", HELP)
 
 
@@ -102,8 +102,15 @@ class CheckOutcome:
     seconds: float = 0.0
 
 
+GLOBAL_KEY = "*"  # the one key of the all-users limiter
+
+
 class Checker:
-    """Runs checks for Slack and the console: per-user rate limit, bounded concurrency, bounded time."""
+    """Runs checks for Slack and the console: per-user and global rate limits, bounded concurrency, bounded time.
+
+    The global limit caps what all users together can make the team key spend; the per-user limit
+    stops one person from using all of it.
+    """
 
     def __init__(
         self,
@@ -112,6 +119,7 @@ class Checker:
         *,
         timeout: float,
         per_user_per_minute: int,
+        global_per_minute: int = 0,
         team_key: str | None = None,
         max_parallel: int = 4,
         runner=None,
@@ -119,12 +127,16 @@ class Checker:
         self.kb, self.state, self.timeout = kb, state, timeout
         self._team_key = team_key
         self.limiter = RateLimiter(per_user_per_minute, 60.0)
+        self.global_limiter = RateLimiter(global_per_minute, 60.0)
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="check")
-        self._slots = threading.BoundedSemaphore(max_parallel * 2)  # running + queued
+        self.max_queued = max_parallel * 2  # running + queued
+        self._slots = threading.BoundedSemaphore(self.max_queued)
         self._runner = runner
 
     def __repr__(self) -> str:  # keep the team key out of any repr
-        return f"Checker(timeout={self.timeout}, limit={self.limiter.limit}/min)"
+        return (
+            f"Checker(timeout={self.timeout}, limit={self.limiter.limit}/min, global={self.global_limiter.limit}/min)"
+        )
 
     @property
     def budget(self) -> float:
@@ -132,16 +144,29 @@ class Checker:
         return self.timeout * 6 + 2.0
 
     def allow(self, user: str) -> tuple[bool, str]:
+        """Whether `user` may run a check now; otherwise the notice to show. A use is counted when allowed.
+
+        The per-user limit is asked first, so one person over their limit spends none of the team's
+        budget; a refusal by the global limit still counts against the person who asked.
+        """
         ok, wait = self.limiter.allow(user)
-        if ok:
-            return True, ""
-        return False, (
-            f"You have run {self.limiter.limit} checks in the last minute; try again in {max(1, round(wait))} s."
-        )
+        if not ok:
+            return False, (
+                f"You have run {self.limiter.limit} checks in the last minute; try again in {max(1, round(wait))} s."
+            )
+        ok, wait = self.global_limiter.allow(GLOBAL_KEY)
+        if not ok:
+            log.warning("check refused: the team limit of %d checks a minute is reached", self.global_limiter.limit)
+            return False, (
+                f"The team has run {self.global_limiter.limit} checks in the last minute (the limit for everyone "
+                f"together); try again in {max(1, round(wait))} s."
+            )
+        return True, ""
 
     def run(self, cmd: CheckCommand, *, user: str | None, source: str) -> CheckOutcome:
         """Run `cmd.kinds`; the rate limit must already have been applied with `allow`."""
         if not self._slots.acquire(blocking=False):
+            log.warning("check refused: %d checks already running or queued", self.max_queued)
             return CheckOutcome(notice="Too many checks are running right now; try again in a minute.")
         start = time.perf_counter()
         key = cmd.key or self._team_key
@@ -159,6 +184,15 @@ class Checker:
         seconds = time.perf_counter() - start
         if cmd.key:
             report = _scrub_report(report, cmd.key)
+        ms = round(seconds * 1000, 1)
+        log.info(
+            "checks %s from %s %s in %.0f ms",
+            ",".join(cmd.kinds),
+            source,
+            "passed" if report.ok else "failed",
+            ms,
+            extra={"ms": ms, "user": user, "typed_key": bool(cmd.key)},
+        )
         if self.state is not None:
             failed = [r for r in report.results if not r.ok]
             self.state.record_check(
