@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import logging
 import os
@@ -52,8 +53,10 @@ def health(kb_path: Path, *, entries: int) -> tuple[bool, dict[str, object]]:
 def make_wsgi(bot) -> WSGIApp:
     """Slack's events at /slack/events (signed requests only, via bolt) and /healthz."""
     from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk.signature import SignatureVerifier
 
     slack = SlackRequestHandler(bot.app, path=EVENTS_PATH)
+    verifier = SignatureVerifier(bot.settings.signing_secret) if bot.settings.signing_secret else None
 
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -69,6 +72,25 @@ def make_wsgi(bot) -> WSGIApp:
                 ],
             )
             return [body]
+        if verifier is not None and environ.get("PATH_INFO") == EVENTS_PATH:
+            # Verify before bolt parses anything: a malformed body or timestamp from an unsigned request
+            # must get a 401, not a 500 and a traceback in the log.
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            try:
+                valid = verifier.is_valid(
+                    body=body,
+                    timestamp=environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+                    signature=environ.get("HTTP_X_SLACK_SIGNATURE"),
+                )
+            except (ValueError, TypeError, OverflowError):  # a timestamp that is not a whole number
+                valid = False
+            if not valid:
+                data = b'{"error": "invalid request"}'
+                start_response(
+                    "401 Unauthorized", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+                )
+                return [data]
         return slack(environ, start_response)
 
     return application
@@ -127,6 +149,7 @@ class HttpServer:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import ConfigError, load_bot_settings
     from bot.cli import UsageError, open_from_args
+    from bot.logs import configure_logging
 
     try:
         config = load_bot_settings()
@@ -134,8 +157,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     use_console = args.console or (not config.bot_token and not args.http)
     # The console's standard output is the answer; only warnings go to stderr unless asked.
-    level = os.environ.get("LOG_LEVEL") or ("WARNING" if use_console else "INFO")
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:  # LOG_LEVEL, LOG_FORMAT (text or json); every record is redacted (bot/logs.py)
+        configure_logging(default_level="WARNING" if use_console else "INFO")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if args.http and not config.bot_token:
         raise UsageError("--http needs SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET); without them, run the console")
     if not use_console:
