@@ -7,22 +7,30 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
 
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest as RetryRequest
+from slack_sdk.http_retry.response import HttpResponse as RetryResponse
+from slack_sdk.http_retry.state import RetryState
 
 from bot import blocks, slash
 from bot.policy import ChannelMode, Incoming, Trigger, classify, event_key, looks_like_error, message_key, should_answer
 from bot.slash import CheckCommand, Checker
 from bot.state import StateDB
 from kb.matcher import match
+from kb.redact import redact
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,7 @@ class BotSettings:
     channel_mode: ChannelMode = ChannelMode.ERRORS
     check_timeout: float = 5.0  # per network step of a check
     checks_per_minute: int = 5  # per user
+    checks_global_per_minute: int = 30  # all users together (what the team key can be made to spend); 0: no limit
     team_key: str | None = field(default=None, repr=False)  # the Gemini key checks use by default
 
 
@@ -66,10 +75,15 @@ def load_bot_settings(env: dict[str, str] | None = None) -> BotSettings:
     try:
         timeout = float(get("GEMINI_KB_CHECK_TIMEOUT") or 5.0)
         per_minute = int(get("GEMINI_KB_CHECKS_PER_MINUTE") or 5)
+        global_per_minute = int(get("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE") or 30)
     except ValueError as exc:
-        raise ConfigError(f"GEMINI_KB_CHECK_TIMEOUT / GEMINI_KB_CHECKS_PER_MINUTE: {exc}") from exc
+        raise ConfigError(
+            f"GEMINI_KB_CHECK_TIMEOUT / GEMINI_KB_CHECKS_PER_MINUTE / GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE: {exc}"
+        ) from exc
     if not 0 < timeout <= 60:
         raise ConfigError("GEMINI_KB_CHECK_TIMEOUT must be between 0 and 60 seconds")
+    if global_per_minute < 0:
+        raise ConfigError("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE must be 0 (no limit) or more")
     return BotSettings(
         bot_token=get("SLACK_BOT_TOKEN"),
         app_token=get("SLACK_APP_TOKEN"),
@@ -78,18 +92,98 @@ def load_bot_settings(env: dict[str, str] | None = None) -> BotSettings:
         channel_mode=ChannelMode(mode),
         check_timeout=timeout,
         checks_per_minute=per_minute,
+        checks_global_per_minute=global_per_minute,
         team_key=configured_key(env),
     )
 
 
+SLACK_RETRIES = 2  # retries after the first try of one Web API call
+SLACK_RETRY_BUDGET_S = 15.0  # waiting between the tries of one call, in all
+SLACK_RETRY_AFTER_MAX_S = 10.0  # a 429 asking for a longer wait gives up at once (a listener is not held)
+# Calls that change nothing when repeated: any failure is retried. chat.postMessage and chat.postEphemeral
+# carry no idempotency key, so a retry after Slack may have acted could post the answer twice.
+IDEMPOTENT_METHODS = frozenset({"auth.test", "chat.update", "views.publish"})
+
+
+class SlackRetryHandler(RetryHandler):
+    """Retry a Web API call only when a retry cannot post twice, with a bounded count and total wait.
+
+    Every method: 429 (rate limited; after Retry-After, capped), 503 (Service Unavailable) and a
+    connection that was never made (refused, DNS, connect timeout: urllib raises URLError before
+    anything is sent). Only `IDEMPOTENT_METHODS` also retry 500/502/504, a read timeout and a
+    connection dropped after the request went out: Slack documents that after internal_error or
+    fatal_error "some aspect of the operation" may have succeeded, and a timed-out request may have
+    been posted. A reply is therefore posted at most once; such a failure is logged by the caller.
+    """
+
+    def __init__(self, max_retry_count: int = SLACK_RETRIES, *, budget_s: float = SLACK_RETRY_BUDGET_S):
+        super().__init__(max_retry_count)
+        self.budget_s = budget_s
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: RetryRequest,
+        response: RetryResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.split("?", 1)[0].rsplit("/", 1)[-1]
+        backoff = min(4.0, 0.5 * 2**state.current_attempt) + random.uniform(0, 0.25)
+        status = response.status_code if response is not None else None
+        if status == 429:
+            header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+            try:
+                after = float((header[0] if isinstance(header, list) else header) or 1)
+            except ValueError:
+                after = backoff
+            if after > SLACK_RETRY_AFTER_MAX_S:
+                log.warning("Slack %s: rate limited for %.0f s; not retrying", method, after)
+                return False
+            wait, why = after + random.uniform(0, 0.25), "rate limited"
+        elif status == 503 or (status in (500, 502, 504) and method in IDEMPOTENT_METHODS):
+            wait, why = backoff, f"HTTP {status}"
+        elif status is not None or error is None:
+            return False
+        elif isinstance(error, URLError) and not isinstance(error, HTTPError):
+            wait, why = backoff, f"no connection ({error.reason})"  # nothing reached Slack
+        elif isinstance(error, OSError | HTTPException) and method in IDEMPOTENT_METHODS:
+            wait, why = backoff, type(error).__name__  # a read timeout or a dropped connection
+        else:
+            return False
+        values = state.custom_values if state.custom_values is not None else {}
+        state.custom_values = values
+        if values.get("waited", 0.0) + wait > self.budget_s:
+            log.warning("Slack %s: %s; retry budget of %.0f s spent", method, why, self.budget_s)
+            return False
+        values["wait"] = wait
+        log.warning("Slack %s: %s; retry %d in %.1f s", method, why, state.current_attempt + 1, wait)
+        return True
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: RetryRequest,
+        response: RetryResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        values = state.custom_values or {}
+        wait = float(values.get("wait", 0.0))
+        time.sleep(wait)
+        values["waited"] = values.get("waited", 0.0) + wait
+        state.next_attempt_requested = True
+        state.increment_current_attempt()
+
+
 def web_client(settings: BotSettings, *, api_url: str | None = None) -> WebClient:
-    """A Web API client for the bot token; Slack's 429s are retried (nothing was posted)."""
+    """A Web API client for the bot token; failures are retried where that cannot post twice (SlackRetryHandler)."""
     base = api_url or settings.api_url or WebClient.BASE_URL
     return WebClient(
         token=settings.bot_token,
         base_url=base if base.endswith("/") else base + "/",
         timeout=SLACK_TIMEOUT_S,
-        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=[SlackRetryHandler()],
     )
 
 
@@ -102,10 +196,15 @@ class _DropMessage(logging.Filter):
         return record.getMessage() != self.message
 
 
+def _ms(start: float) -> float:
+    """Milliseconds since `start` (a perf_counter reading), for log lines."""
+    return round((time.perf_counter() - start) * 1000, 1)
+
+
 def _value(action: dict) -> dict:
     try:
         data = json.loads(action.get("value") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a button value is ours, but a forged one may nest deeply
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -128,6 +227,7 @@ class GeminiBot:
             state,
             timeout=settings.check_timeout,
             per_user_per_minute=settings.checks_per_minute,
+            global_per_minute=settings.checks_global_per_minute,
             team_key=settings.team_key,
         )
         self._done = threading.Condition()
@@ -164,6 +264,16 @@ class GeminiBot:
         app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
         app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
         slash.register(app, kb=self.kb, state=self.state, checker=self.checker)
+        app.error(self._on_error)
+
+    def _on_error(self, error: Exception, body: dict) -> None:
+        """What a listener or middleware raised: bolt has caught it (the process and the other events carry
+        on); log it once, with the event and a redacted traceback (a paste may hold a key)."""
+        body = body if isinstance(body, dict) else {}
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        kind = event.get("type") or body.get("type") or "request"
+        trace, _ = redact("".join(traceback.format_exception(error)))
+        log.error("handling %s %s failed: %s", kind, body.get("event_id") or "-", trace.rstrip())
 
     def wait_for_events(self, count: int, timeout: float) -> bool:
         """Block until `count` listener runs have finished (or `timeout` passes)."""
@@ -194,11 +304,21 @@ class GeminiBot:
                 bot_id=context.bot_id,
             )
             if incoming is None:
-                log.debug("ignored %s event %s: %s", event_type, body.get("event_id"), why)
+                log.debug(
+                    "ignored %s event %s: %s",
+                    event_type,
+                    body.get("event_id"),
+                    why,
+                    extra={"event_id": body.get("event_id"), "ms": _ms(start)},
+                )
                 return
             key = event_key(incoming)
             if key and not self.state.claim(key):
-                log.info("event %s already handled (a Slack retry)", incoming.event_id)
+                log.info(
+                    "event %s already handled (a Slack retry)",
+                    incoming.event_id,
+                    extra={"event_id": incoming.event_id, "ms": _ms(start)},
+                )
                 return
             self._answer(incoming, client, start)
         finally:
@@ -217,12 +337,25 @@ class GeminiBot:
         if not should_answer(incoming, result, mode=self.settings.channel_mode):
             if not result.confident and looks_like_error(incoming.text, result.signals):
                 self.state.record_match(result, **record)  # an error we had nothing for: curation material
+            log.debug(
+                "no answer to %s event %s: %s",
+                incoming.trigger.value,
+                incoming.event_id,
+                result.abstain_reason or "channel mode",
+                extra={"event_id": incoming.event_id, "ms": _ms(start)},
+            )
             return
         if not self.state.claim(message_key(incoming)):
-            log.info("message %s/%s already answered", incoming.channel, incoming.ts)
+            log.info(
+                "message %s/%s already answered",
+                incoming.channel,
+                incoming.ts,
+                extra={"event_id": incoming.event_id, "ms": _ms(start)},
+            )
             return
         self._post(client, incoming, blocks.answer_message(result, self.kb))
         self.state.record_match(result, **record)
+        ms = _ms(start)
         log.info(
             "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
             incoming.trigger.value,
@@ -230,7 +363,8 @@ class GeminiBot:
             top.id if top else "-",
             top.score if top else 0.0,
             result.confident,
-            (time.perf_counter() - start) * 1000,
+            ms,
+            extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
         )
 
     def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
@@ -242,8 +376,19 @@ class GeminiBot:
                 unfurl_media=False,
                 **message.kwargs(),
             )
-        except SlackApiError as exc:
-            log.error("chat.postMessage to %s failed: %s", incoming.channel, exc.response.get("error"))
+        except SlackApiError as exc:  # after the retries SlackRetryHandler allows
+            log.error(
+                "chat.postMessage to %s failed (HTTP %s): %s; reply not posted",
+                incoming.channel,
+                exc.response.status_code,
+                exc.response.get("error"),
+            )
+        except (OSError, HTTPException) as exc:  # no answer in time, or the connection dropped
+            log.error(
+                "chat.postMessage to %s: %s before Slack answered; not retried (Slack may have posted it)",
+                incoming.channel,
+                type(exc).__name__,
+            )
 
     def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
         try:
@@ -252,6 +397,8 @@ class GeminiBot:
             )
         except SlackApiError as exc:
             log.error("chat.postEphemeral to %s failed: %s", incoming.channel, exc.response.get("error"))
+        except (OSError, HTTPException) as exc:
+            log.error("chat.postEphemeral to %s: %s; not retried", incoming.channel, type(exc).__name__)
 
     # -- App Home -------------------------------------------------------------------------
 
@@ -298,7 +445,7 @@ class GeminiBot:
             clicked = body.get("message") or {}
             ts = clicked.get("ts") or container.get("message_ts") or ""
             entry_id = str(value.get("e") or "")
-            if entry_id:
+            if entry_id in self.kb.entries:  # only our own ids are recorded, whatever the button carries
                 confidence = value.get("c")
                 self.state.record_feedback(
                     user=user,

@@ -112,6 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a loaded bot opens many connections at once; the default 5 resets some
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         return
