@@ -11,8 +11,8 @@ from pathlib import Path
 
 from rapidfuzz import fuzz, process
 
-from ingest.build import SCHEMA_VERSION, BuildReport, build, input_hash
-from ingest.guides import guide_files
+from ingest.build import SCHEMA_VERSION, BuildReport, build, input_hash, source_files
+from ingest.guides import GuideError
 from kb.settings import GUIDES_DIR, PACKAGE_DIR
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class SourceRef:
     title: str
     path: str
     section: str = ""
-    advice: dict[str, list[str]] = field(default_factory=dict)
+    advice: dict[str, list] = field(default_factory=dict)  # summary, causes, diagnosis, fix, code; faq as {q, a}
 
 
 @dataclass(frozen=True)
@@ -111,26 +111,60 @@ def staleness(path: Path) -> str | None:
         return f"schema version {meta.get('schema_version')} is not {SCHEMA_VERSION}"
     inputs = [Path(p) for p in json.loads(meta.get("inputs", "[]"))]
     existing = [p for p in inputs if p.exists()]
-    if not existing or input_hash(guide_files(existing), root=PROJECT_ROOT) != meta.get("input_hash"):
+    files = [f for f in source_files(existing) if f.exists()]
+    if not existing or input_hash(files, root=PROJECT_ROOT) != meta.get("input_hash"):
         return "guides changed since the last build"
     return None
 
 
-def ensure_built(path: Path) -> BuildReport | None:
-    """Build `path` when missing or stale; return the report, or None when it was current."""
-    reason = staleness(path)
+def ensure_built(path: Path, *, reason: str | None = None) -> BuildReport | None:
+    """Build `path` when missing or stale, or because of `reason` (e.g. damaged); return the report, or None
+    when the file was kept. An SQLite file that is not a knowledge base is never overwritten; when the build
+    fails and the old file is a knowledge base of this schema that is merely stale, it is kept (a warning)."""
+    forced = reason is not None
+    try:
+        reason = reason or staleness(path)
+    except (ValueError, TypeError, OSError) as exc:  # a meta table with garbage in it
+        reason = f"unreadable build record ({exc})"
     if reason is None:
         return None
-    inputs = [GUIDES_DIR]
     meta = _read_meta(path) if path.exists() else None
+    tables: set[str] = set()
+    if path.is_file():
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass  # not SQLite at all, or damaged: nothing there worth keeping
+    if tables and not tables & {"entries", "signatures"} and "input_hash" not in (meta or {}):
+        raise KnowledgeBaseError(
+            f"{path} is an SQLite database but not a gemini-kb knowledge base (tables: "
+            f"{', '.join(sorted(tables)[:5])}); not overwriting it: point GEMINI_KB_DB (or --db) at another file"
+        )
+    inputs = [GUIDES_DIR]
     if meta:
-        recorded = [Path(p) for p in json.loads(meta.get("inputs", "[]"))]
+        try:
+            recorded = [Path(p) for p in json.loads(meta.get("inputs", "[]"))]
+        except (ValueError, TypeError):
+            recorded = []
         inputs = [p for p in recorded if p.exists()] or inputs
     log.info("building knowledge base at %s (%s)", path, reason)
     try:
         return build(inputs, path, root=PROJECT_ROOT)
-    except OSError as exc:
-        raise KnowledgeBaseError(f"cannot build the knowledge base at {path}: {exc}") from exc
+    except (OSError, sqlite3.Error, RuntimeError, GuideError) as exc:
+        if isinstance(exc, GuideError):
+            problem = str(exc) or "no guides in " + ", ".join(str(p) for p in inputs)
+        else:
+            problem = f"{exc}; set GEMINI_KB_DB (or --db) to a writable file, or run 'gemini-kb ingest' where it is"
+        if not forced and meta and meta.get("schema_version") == str(SCHEMA_VERSION):
+            log.warning(
+                "knowledge base at %s is stale (%s) but cannot be rebuilt: %s; using it as it is", path, reason, problem
+            )
+            return None
+        raise KnowledgeBaseError(f"cannot build the knowledge base at {path} ({reason}): {problem}") from exc
 
 
 class KnowledgeBase:
@@ -203,6 +237,13 @@ class KnowledgeBase:
         found = process.extract(text.lower(), list(self.entries), scorer=fuzz.WRatio, limit=limit)
         return [name for name, _score, _ in found]
 
+    def close(self) -> None:
+        """Close the calling thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     def version(self) -> str:
         return f"{self.meta.get('input_hash', '?')[:12]} built {self.meta.get('built_at', '?')}"
 
@@ -230,9 +271,33 @@ def _entry(row: sqlite3.Row, sources: list[SourceRef]) -> Entry:
 
 
 def open_kb(path: Path, *, auto_build: bool = True) -> KnowledgeBase:
-    """Open the knowledge base at `path`, building it first when missing or stale."""
+    """Open the knowledge base at `path`, building it first when missing or stale, and once more when it
+    turns out damaged (SQLite's quick_check runs at every open: about a millisecond for the shipped file)."""
+
+    def checked() -> KnowledgeBase:
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            finally:
+                conn.close()
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check}")
+            return KnowledgeBase(path)
+        except (sqlite3.Error, KnowledgeBaseError, ValueError, KeyError, TypeError) as exc:
+            cause = exc.__cause__ or exc
+            detail = "".join(c if c.isprintable() else "?" for c in str(cause))[:120]
+            raise KnowledgeBaseError(f"{path} is not a usable knowledge base ({detail})") from exc
+
     if auto_build:
         ensure_built(path)
     elif not path.exists():
         raise KnowledgeBaseError(f"no knowledge base at {path}: run 'gemini-kb ingest'")
-    return KnowledgeBase(path)
+    try:
+        return checked()
+    except KnowledgeBaseError as exc:
+        if not auto_build:
+            raise KnowledgeBaseError(f"{exc}: rebuild it with 'gemini-kb ingest'") from exc
+        log.warning("%s; rebuilding it", exc)
+        ensure_built(path, reason="damaged")
+    return checked()
