@@ -22,4 +22,12 @@ RUN pip install . \
 
 USER 10001
 EXPOSE 3000
+# HTTP mode (`serve --http`): /healthz is 200 while the knowledge base is loaded, 503 when it is not. Socket
+# Mode and the console listen on no port: the check then passes. Standard library only (no curl in slim).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import glob, os, urllib.request as u; \
+cmds = [open(f, 'rb').read().decode(errors='replace').split('\\0') for f in glob.glob('/proc/[0-9]*/cmdline')]; \
+a = next((c for c in cmds if '--http' in c), None); \
+port = a[a.index('--port') + 1] if a and '--port' in a else os.environ.get('PORT') or '3000'; \
+a and u.urlopen('http://127.0.0.1:' + port + '/healthz', timeout=4)"]
 CMD ["gemini-kb", "serve"]
