@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,9 @@ import pytest
 from ingest.build import build
 from kb.settings import GUIDES_DIR
 from kb.store import PROJECT_ROOT, KnowledgeBase, open_kb
+from tests.bot_harness import TOKEN, Running, running_bot
+from tests.gemini_stub import GeminiStub
+from tests.slack_stub import SlackStub
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +37,41 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_KB_STATE_DB", str(tmp_path / "home-state.sqlite"))
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what a test's `configure_logging` did to the root logger (its stream dies with the test)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    filters = {h: list(h.filters) for h in handlers}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler, kept in filters.items():
+        handler.filters[:] = kept
+    root.setLevel(level)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStub]:
+    """The Slack Web API stand-in on 127.0.0.1, recording every call."""
+    with SlackStub(token=TOKEN) as stub:
+        yield stub
+
+
+@pytest.fixture
+def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiStub]:
+    """The Gemini API stand-in, configured as the checks' endpoint."""
+    with GeminiStub(slow_seconds=5.0) as stub:
+        monkeypatch.setenv("GEMINI_BASE_URL", stub.url)
+        monkeypatch.setenv("GEMINI_CHECK_ALLOW_PRIVATE", "1")
+        yield stub
+
+
+@pytest.fixture
+def running(kb: KnowledgeBase, slack: SlackStub, tmp_path: Path) -> Iterator[Running]:
+    """The bot serving HTTP on 127.0.0.1 against the Slack stand-in."""
+    with running_bot(kb, slack, tmp_path / "state.sqlite") as bot:
+        yield bot

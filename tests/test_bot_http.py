@@ -8,15 +8,12 @@ import logging
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, TOKEN, Running, running_bot
+from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, Running
 from tests.gemini_stub import GeminiStub, stub_key
 from tests.slack_stub import (
     BOT_ID,
     BOT_USER_ID,
     Reply,
-    SlackStub,
     as_form,
     as_json,
     as_payload_form,
@@ -28,26 +25,6 @@ from tests.slack_stub import (
     signed_headers,
     slash_command,
 )
-
-
-@pytest.fixture
-def slack():
-    with SlackStub(token=TOKEN) as stub:
-        yield stub
-
-
-@pytest.fixture
-def gemini(monkeypatch: pytest.MonkeyPatch):
-    with GeminiStub(slow_seconds=5.0) as stub:
-        monkeypatch.setenv("GEMINI_BASE_URL", stub.url)
-        monkeypatch.setenv("GEMINI_CHECK_ALLOW_PRIVATE", "1")
-        yield stub
-
-
-@pytest.fixture
-def running(kb, slack, tmp_path: Path):
-    with running_bot(kb, slack, tmp_path / "state.sqlite") as bot:
-        yield bot
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:

@@ -80,8 +80,11 @@ def test_mask_shows_only_the_ends():
         ("'reason': 'API_KEY_INVALID'", "reasons", ["API_KEY_INVALID"]),
         ("finish_reason=<FinishReason.SAFETY: 'SAFETY'>", "finish_reasons", ["SAFETY"]),
         ('"finishReason": "MAX_TOKENS"', "finish_reasons", ["MAX_TOKENS"]),
-        ("quotaId: GenerateRequestsPerDayPerProjectPerModel-FreeTier", "quota_ids",
-         ["GenerateRequestsPerDayPerProjectPerModel-FreeTier"]),
+        (
+            "quotaId: GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+            "quota_ids",
+            ["GenerateRequestsPerDayPerProjectPerModel-FreeTier"],
+        ),
         ("POST https://us-central1-aiplatform.googleapis.com/v1/x", "hosts", ["us-central1-aiplatform.googleapis.com"]),
         ("model='gemini-2.5-flash-preview-05-20' failed", "models", ["gemini-2.5-flash-preview-05-20"]),
         ("for API version v1beta, or", "api_version", "v1beta"),
