@@ -83,20 +83,26 @@ def _start(env: dict[str, str], port: int) -> tuple[subprocess.Popen, float]:
     raise SystemExit("serve did not become ready within 60 s")
 
 
+def bot_env(slack_api_url: str, kb_path: Path, state_path: Path) -> dict[str, str]:
+    """The environment of a `serve --http` bot talking to the Slack stand-in, without the caller's secrets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GEMINI_API", "GOOGLE_API"))}
+    env.update(
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=slack_api_url,
+        GEMINI_KB_DB=str(kb_path),
+        GEMINI_KB_STATE_DB=str(state_path),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
 def run(events: int, concurrency: int) -> dict[str, object]:
     pastes = [json.loads(line)["text"] for line in PASTES.read_text().splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as tmp, SlackStub(token=TOKEN) as slack:
         kb_path = Path(tmp) / "kb.sqlite"
         _build_kb(kb_path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GEMINI_API", "GOOGLE_API"))}
-        env.update(
-            SLACK_BOT_TOKEN=TOKEN,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=slack.api_url,
-            GEMINI_KB_DB=str(kb_path),
-            GEMINI_KB_STATE_DB=str(Path(tmp) / "state.sqlite"),
-            LOG_LEVEL="WARNING",
-        )
+        env = bot_env(slack.api_url, kb_path, Path(tmp) / "state.sqlite")
         port = _free_port()
         proc, ready_s = _start(env, port)
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
@@ -29,7 +28,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bot_latency import PASTES, SECRET, TOKEN, _build_kb, _free_port, _percentile, _rss_kib, _start  # noqa: E402
+from bench.bot_latency import (  # noqa: E402
+    PASTES,
+    SECRET,
+    TOKEN,
+    _build_kb,
+    _free_port,
+    _percentile,
+    _rss_kib,
+    _start,
+    bot_env,
+)
 from bot.policy import ChannelMode, classify, should_answer  # noqa: E402
 from kb.matcher import match  # noqa: E402
 from kb.store import open_kb  # noqa: E402
@@ -138,20 +147,10 @@ def _drain(stream, lines: list[str]) -> None:
 
 
 def run(events: int, concurrency: int, retries: float, rate_limited: int, seed: int) -> dict[str, object]:
-    # The stand-in's listen backlog is socketserver's 5: under this load the kernel resets a few of the bot's
-    # connections after the post was sent, which the bot (rightly) does not retry. Slack has no such limit.
     with tempfile.TemporaryDirectory() as tmp, SlackStub(token=TOKEN) as slack:
         kb_path = Path(tmp) / "kb.sqlite"
         _build_kb(kb_path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GEMINI_API", "GOOGLE_API"))}
-        env.update(
-            SLACK_BOT_TOKEN=TOKEN,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=slack.api_url,
-            GEMINI_KB_DB=str(kb_path),
-            GEMINI_KB_STATE_DB=str(Path(tmp) / "state.sqlite"),
-            LOG_LEVEL="WARNING",
-        )
+        env = bot_env(slack.api_url, kb_path, Path(tmp) / "state.sqlite")
         work = plan(events, retries, seed, kb_path)  # with the same knowledge base as the bot
         port = _free_port()
         proc, _ready_s = _start(env, port)
