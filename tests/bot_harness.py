@@ -3,6 +3,7 @@ stand-in as its Web API, and helpers to send correctly signed Slack requests."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,3 +88,12 @@ def running_bot(kb: KnowledgeBase, slack: SlackStub, state_path: Path, **overrid
         server.stop()
         bot.close()
         state.close()
+
+
+def state_rows(path: Path, sql: str) -> list[tuple]:
+    """Rows of a query on a state database file, read with a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()

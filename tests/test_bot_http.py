@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, Running
+from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, Running, state_rows
 from tests.gemini_stub import GeminiStub, stub_key
 from tests.slack_stub import (
     BOT_ID,
@@ -25,16 +25,6 @@ from tests.slack_stub import (
     signed_headers,
     slash_command,
 )
-
-
-def _rows(path: Path, sql: str) -> list[tuple]:
-    import sqlite3
-
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _state_bytes(path: Path) -> bytes:
@@ -57,7 +47,9 @@ def test_error_in_channel_gets_one_threaded_reply_naming_the_entry(running: Runn
     assert header["type"] == "header" and header["text"]["text"] == "API key rejected as not valid"
     buttons = [e["action_id"] for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons[:3] == ["feedback_fixed", "feedback_not_it", "run_check"]
-    assert _rows(running.state_path, "SELECT entry_id, confident, text FROM pastes") == [("api-key-invalid", 1, None)]
+    assert state_rows(running.state_path, "SELECT entry_id, confident, text FROM pastes") == [
+        ("api-key-invalid", 1, None)
+    ]
 
 
 def test_chatter_in_channel_gets_nothing(running: Running):
@@ -115,7 +107,7 @@ def test_mention_without_a_match_gets_an_honest_answer(running: Running):
     assert reply["thread_ts"] == event["ts"]
     assert "couldn't match" in reply["blocks"][0]["text"]["text"]
     assert "/gemini-check" in json.dumps(reply["blocks"])
-    assert _rows(running.state_path, "SELECT source, confident, text FROM pastes") == [
+    assert state_rows(running.state_path, "SELECT source, confident, text FROM pastes") == [
         ("mention", 0, "why is our nightly pipeline so slow?")
     ]
 
@@ -224,7 +216,7 @@ def test_slash_check_acks_at_once_and_posts_results_to_the_response_url(running:
     assert running.slack.calls("chat.postMessage") == []
     assert typed.encode() not in _state_bytes(running.state_path)
     assert typed not in caplog.text and typed not in running.slack.everything_received()
-    assert _rows(running.state_path, "SELECT kinds, ok, entry_ids FROM checks ORDER BY id") == [
+    assert state_rows(running.state_path, "SELECT kinds, ok, entry_ids FROM checks ORDER BY id") == [
         ("key", 0, "api-key-invalid"),
         ("key", 1, ""),
     ]
@@ -294,7 +286,7 @@ def test_fixed_it_click_stores_feedback_and_updates_the_message(running: Running
     text = json.dumps(update.params["blocks"])
     assert "fixed it" in text and "feedback_fixed" not in text and "run_check" in text
     running.settle(2)
-    assert _rows(running.state_path, "SELECT user, entry_id, verdict FROM feedback") == [
+    assert state_rows(running.state_path, "SELECT user, entry_id, verdict FROM feedback") == [
         ("U0000USER", "api-key-invalid", "fixed")
     ]
 

@@ -16,7 +16,6 @@ import random
 import re
 import re._constants as sre
 import re._parser as sre_parse
-import sqlite3
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from bot import blocks
 from bot.app import BotSettings, ConfigError, load_bot_settings
 from bot.policy import looks_like_error, mention_pattern
 from kb.matcher import match, matcher_for
-from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot
+from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot, state_rows
 from tests.gemini_stub import stub_key
 from tests.slack_stub import (
     BOT_USER_ID,
@@ -320,14 +319,6 @@ def test_signature_templates_and_the_mention_pattern_do_not_backtrack(kb):
 # -- /gemini-check cannot burn the team key -----------------------------------------------
 
 
-def _rows(path: Path, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def _check(running: Running, user: str, name: str, text: str = "key") -> str:
     form = slash_command(text, response_url=running.slack.response_url(name), user=user)
     reply = running.send(*as_form(form))
@@ -353,7 +344,7 @@ def test_the_global_check_limit_holds_for_all_users_together(kb, slack, gemini, 
         assert slack.wait_for(lambda: len(slack.calls("response_url")) >= 5, timeout=10)
         running.settle(1)
     assert len(slack.calls("response_url")) == 5  # the five checks that ran; refusals answer in the ack
-    assert [row[0] for row in _rows(tmp_path / "s.sqlite", "SELECT source FROM checks")] == ["slash"] * 5
+    assert [row[0] for row in state_rows(tmp_path / "s.sqlite", "SELECT source FROM checks")] == ["slash"] * 5
 
 
 def test_too_many_checks_at_once_get_the_busy_notice(kb, slack, gemini, tmp_path: Path):
