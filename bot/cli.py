@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.build import build, load_inputs, plan_articles, source_files
 from ingest.guides import GuideError
 from kb.settings import GUIDES_DIR, Settings, load_settings
-from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, open_kb
+from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, open_kb, recorded_inputs
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -35,19 +34,6 @@ def open_from_args(args: argparse.Namespace) -> KnowledgeBase:
 # -- ingest -------------------------------------------------------------------------------
 
 
-def _recorded_inputs(kb_path: Path) -> list[Path]:
-    """The inputs the existing knowledge base was built from (articles ingested earlier stay in)."""
-    try:
-        conn = sqlite3.connect(f"file:{kb_path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'inputs'").fetchone()
-        finally:
-            conn.close()
-        return [Path(p) for p in json.loads(row[0])] if row else []
-    except (sqlite3.Error, ValueError, TypeError):
-        return []
-
-
 def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     """(every input of the build, the paths named on this command line), checked."""
     named = [Path(p).expanduser() for p in args.paths]
@@ -58,7 +44,7 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
             raise UsageError(f"{path}: not a guide or article (expected {', '.join(ARTICLE_SUFFIXES)})")
     forget = {Path(p).expanduser().resolve() for p in args.forget}
     inputs: dict[Path, Path] = {}
-    for path in [GUIDES_DIR, *_recorded_inputs(args.settings.kb_path), *named]:
+    for path in [GUIDES_DIR, *recorded_inputs(args.settings.kb_path), *named]:
         key = path.resolve()
         if key in forget or key in inputs:
             continue

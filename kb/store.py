@@ -100,6 +100,18 @@ def _read_meta(path: Path) -> dict[str, str] | None:
         return None
 
 
+def _inputs_of(meta: dict[str, str] | None) -> list[Path]:
+    try:
+        return [Path(p) for p in json.loads((meta or {}).get("inputs", "[]"))]
+    except (ValueError, TypeError):
+        return []
+
+
+def recorded_inputs(path: Path) -> list[Path]:
+    """The guide and article paths the knowledge base at `path` was built from (none if unreadable)."""
+    return _inputs_of(_read_meta(path)) if path.exists() else []
+
+
 def staleness(path: Path) -> str | None:
     """Why `path` needs a rebuild (missing, corrupt, old schema, inputs changed), or None."""
     if not path.exists():
@@ -109,8 +121,7 @@ def staleness(path: Path) -> str | None:
         return "not a readable knowledge base"
     if meta.get("schema_version") != str(SCHEMA_VERSION):
         return f"schema version {meta.get('schema_version')} is not {SCHEMA_VERSION}"
-    inputs = [Path(p) for p in json.loads(meta.get("inputs", "[]"))]
-    existing = [p for p in inputs if p.exists()]
+    existing = [p for p in _inputs_of(meta) if p.exists()]
     files = [f for f in source_files(existing) if f.exists()]
     if not existing or input_hash(files, root=PROJECT_ROOT) != meta.get("input_hash"):
         return "guides changed since the last build"
@@ -144,13 +155,7 @@ def ensure_built(path: Path, *, reason: str | None = None) -> BuildReport | None
             f"{path} is an SQLite database but not a gemini-kb knowledge base (tables: "
             f"{', '.join(sorted(tables)[:5])}); not overwriting it: point GEMINI_KB_DB (or --db) at another file"
         )
-    inputs = [GUIDES_DIR]
-    if meta:
-        try:
-            recorded = [Path(p) for p in json.loads(meta.get("inputs", "[]"))]
-        except (ValueError, TypeError):
-            recorded = []
-        inputs = [p for p in recorded if p.exists()] or inputs
+    inputs = [p for p in _inputs_of(meta) if p.exists()] or [GUIDES_DIR]
     log.info("building knowledge base at %s (%s)", path, reason)
     try:
         return build(inputs, path, root=PROJECT_ROOT)
