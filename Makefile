@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load eval kb clean
+.PHONY: run test lint bench bench-bot load eval fit kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Real corpus (train and test sides, when tests/data/real/ is there) and the team-written set.
 eval: $(STAMP)
-	$(BIN)/python -m kb.evaluate tests/data/pastes.jsonl
+	$(BIN)/python -m kb.evaluate
+
+# Refit the matcher's weights, calibration and threshold on the train side; writes kb/params.json.
+fit: $(STAMP)
+	$(BIN)/python -m kb.fit
 
 bench: $(STAMP)
 	$(BIN)/python -m kb.bench

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
 from kb.matcher import Match, MatchResult
+from kb.params import confidence_label
 from kb.redact import mask, redact
 from kb.store import Entry, KnowledgeBase, SourceRef
 
@@ -151,10 +152,6 @@ def status_line(entry: Entry) -> str:
     if not entry.reviewed:
         parts.append("unreviewed")
     return " · ".join(parts)
-
-
-def confidence_label(score: float) -> str:
-    return "high" if score >= 0.85 else "medium" if score >= 0.6 else "low"
 
 
 def related_check(entry: Entry) -> str | None:
