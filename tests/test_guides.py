@@ -137,8 +137,8 @@ def test_id_must_match_file_name_and_related_ids_must_exist(tmp_path):
 
 
 MODELS_GUIDE = GOOD.replace(
-    "    - \"{message}\"\n---",
-    "    - \"{message}\"\nmodels:\n{rows}\n---",
+    '    - "{message}"\n---',
+    '    - "{message}"\nmodels:\n{rows}\n---',
 )
 
 
