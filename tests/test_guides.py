@@ -134,3 +134,36 @@ def test_id_must_match_file_name_and_related_ids_must_exist(tmp_path):
     write(tmp_path, "fam-x.md", text.replace("id: fam-a", "id: fam-x"))
     _, problems = load_guides([tmp_path], root=tmp_path)
     assert [str(p) for p in problems] == ["fam-x.md:7: related id 'nope' does not exist"]
+
+
+MODELS_GUIDE = GOOD.replace(
+    '    - "{message}"\n---',
+    '    - "{message}"\nmodels:\n{rows}\n---',
+)
+
+
+def test_every_lifecycle_row_must_name_its_source(tmp_path):
+    rows = (
+        '  - {name: old-model-1, status: retired, date: 2025-01-01, source: "https://x (read 2026-11-29)"}\n'
+        "  - {name: old-model-2, status: retired, date: 2025-01-01, replacement: new-model}\n"
+        '  - {name: old-model-3, status: limited, date: null, replacement: new-model, source: "  "}'
+    )
+    path = write(tmp_path, "fam-a.md", MODELS_GUIDE.format(id="fam-a", message="boom", rows=rows))
+    _, problems = parse_guide(path, "fam-a.md")
+    messages = [p.message for p in problems]
+    assert any("old-model-2 needs a source" in m for m in messages), messages
+    assert any("old-model-3 needs a source" in m for m in messages), messages
+    assert not any("old-model-1" in m for m in messages)
+
+
+def test_shipped_lifecycle_rows_have_sources_and_parse_the_fields_the_matcher_reads(shipped):
+    models = shipped["model-retired"].models
+    assert len(models) >= 80
+    for m in models:
+        assert m.source and re.search(r"\(read \d{4}-\d{2}-\d{2}\)", m.source), m.name
+        assert m.status in ("retired", "deprecated", "limited"), m.name
+        assert m.date is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", m.date), m.name
+    by_name = {m.name: m for m in models}
+    # Official status on 2026-11-29: closed to new users, not deprecated, no shutdown date.
+    assert by_name["gemini-2.5-pro"].status == "limited" and by_name["gemini-2.5-pro"].date is None
+    assert by_name["gemini-2.5-flash-preview-05-20"].date == "2025-11-18"
