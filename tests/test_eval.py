@@ -44,7 +44,9 @@ def test_few_confident_answers_on_pastes_that_are_not_about_gemini(report):
     assert report.figures()["false_confident_on_none"] <= 0.03, [m for m in report.misses if m["label"] == "none"]
 
 
-SECRET_RE = re.compile(r"AIza[0-9A-Za-z_\-]{35}|ya29\.[0-9A-Za-z_\-.]{10,}|xox[abposr]-[0-9A-Za-z\-]{10,}")
+SECRET_RE = re.compile(
+    r"AIza[0-9A-Za-z_\-]{35}|AQ\.[0-9A-Za-z_\-]{40,80}|ya29\.[0-9A-Za-z_\-.]{10,}|xox[abposr]-[0-9A-Za-z\-]{10,}"
+)
 
 
 def test_pastes_with_secrets_are_flagged_and_never_echoed(kb, records):
