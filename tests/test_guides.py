@@ -25,6 +25,8 @@ safety-blocked recitation-blocked max-tokens-truncated malformed-function-call e
 api-key-type-unsupported thought-signature-missing live-api-closed live-session-limit batch-job-failed
 image-generation-no-image schema-too-complex too-many-tool-calls file-upload-failed
 code-assist-project-required""".split()
+# The families of 2025-2026 (the last section of kb-coverage.md).
+FAMILIES_2025_2026 = tuple(COVERAGE_IDS[45:])
 
 GOOD = """---
 id: {id}

@@ -14,23 +14,13 @@ from pathlib import Path
 import pytest
 
 from kb.matcher import match
+from tests.test_guides import FAMILIES_2025_2026
 
 DATA = Path(__file__).parent / "data" / "routing_2026.jsonl"
 RECORDS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
 ROUTED = [r for r in RECORDS if r["kind"] == "routed"]
 NEIGHBOURS = [r for r in RECORDS if r["kind"] == "neighbour"]
-NEW_FAMILIES = {
-    "api-key-type-unsupported",
-    "thought-signature-missing",
-    "live-api-closed",
-    "live-session-limit",
-    "batch-job-failed",
-    "image-generation-no-image",
-    "schema-too-complex",
-    "too-many-tool-calls",
-    "file-upload-failed",
-    "code-assist-project-required",
-}
+NEW_FAMILIES = set(FAMILIES_2025_2026)
 
 
 @pytest.mark.parametrize("rec", ROUTED, ids=[f"{r['id']}-{r['label']}" for r in ROUTED])
