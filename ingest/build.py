@@ -108,7 +108,7 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("entry_id", "entries", "id"), ("source_id", "sources", "id")],
     )
     db["models"].create(
-        {"name": str, "status": str, "date": str, "replacement": str, "entry_id": str},
+        {"name": str, "status": str, "date": str, "replacement": str, "source": str, "entry_id": str},
         pk="name",
         foreign_keys=[("entry_id", "entries", "id")],
     )
@@ -163,6 +163,7 @@ def _write(
                     "status": m.status,
                     "date": m.date,
                     "replacement": m.replacement,
+                    "source": m.source,
                     "entry_id": guide.id,
                 }
             )

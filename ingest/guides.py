@@ -16,7 +16,9 @@ import yaml
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SIGNATURE_KINDS = ("messages", "reasons", "exceptions", "finish_reasons", "quota_ids")
 RETRYABLE = ("yes", "no", "sometimes")
-MODEL_STATUSES = ("retired", "deprecated")
+# retired = shut down; deprecated = shutdown announced (or date unknown);
+# limited = still served but closed to new users or projects, no shutdown announced.
+MODEL_STATUSES = ("retired", "deprecated", "limited")
 REQUIRED_FIELDS = ("id", "title", "http_status", "status", "retryable", "docs", "signatures")
 OPTIONAL_FIELDS = ("related", "specialises", "models")
 # heading -> (required, kind): "text" is prose, "list" is bullets or numbers, "code" a fence.
@@ -55,12 +57,13 @@ class Signature:
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """A model's lifecycle: retired (shut down) or deprecated (shutdown announced)."""
+    """A model's lifecycle: retired (shut down), deprecated (shutdown announced) or limited (closed to new users)."""
 
     name: str
     status: str
     date: str | None
     replacement: str | None
+    source: str | None = None  # where the status and date were read, and when
 
 
 @dataclass
@@ -253,9 +256,13 @@ def _check_fields(meta: dict[str, Any], lines: dict[str, int], path: str) -> lis
         else:
             for m in models:
                 if not (isinstance(m, dict) and isinstance(m.get("name"), str) and m.get("status") in MODEL_STATUSES):
+                    statuses = "|".join(MODEL_STATUSES)
                     problems.append(
-                        Problem(path, at("models"), f"model record needs name and status retired|deprecated: {m!r}")
+                        Problem(path, at("models"), f"model record needs name and status {statuses}: {m!r}")
                     )
+                elif not (isinstance(m.get("source"), str) and m["source"].strip()):
+                    where = "URL or document, and the date it was read"
+                    problems.append(Problem(path, at("models"), f"model record {m['name']} needs a source ({where})"))
     return problems
 
 
@@ -343,6 +350,7 @@ def parse_guide(path: Path, display: str | None = None) -> tuple[Guide | None, l
                 status=str(m["status"]),
                 date=str(m["date"]) if m.get("date") else None,
                 replacement=str(m["replacement"]) if m.get("replacement") else None,
+                source=str(m["source"]).strip(),
             )
             for m in meta.get("models") or []
         ],

@@ -128,8 +128,21 @@ def test_flattened_text_recovers_headings_and_run_together_steps():
     assert any("min read" in d or "Responses" in d for d in article.dropped)
 
 
-def test_a_new_error_becomes_an_unreviewed_entry_the_bot_marks(built: Path):
-    kb = open_kb(built, auto_build=False)
+@pytest.fixture(scope="module")
+def built_without_batch_guide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The guides minus batch-job-failed plus every fixture article: the article's batch section then
+    describes an error the curated guides do not cover."""
+    root = tmp_path_factory.mktemp("no-batch")
+    guides = root / "guides"
+    shutil.copytree(GUIDES_DIR, guides)
+    (guides / "batch-job-failed.md").unlink()
+    path = root / "kb.sqlite"
+    build([guides, ARTICLES], path, root=PROJECT_ROOT)
+    return path
+
+
+def test_a_new_error_becomes_an_unreviewed_entry_the_bot_marks(built_without_batch_guide: Path):
+    kb = open_kb(built_without_batch_guide, auto_build=False)
     new = [e for e in kb.entries.values() if not e.reviewed]
     assert [e.id for e in new] == ["batch-job-stuck-in-job-state-pending"]
     entry = new[0]
