@@ -7,6 +7,7 @@ matcher scores them with a dot product. Each feature is a plain fact about the p
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from rapidfuzz import fuzz
 
 from kb.bm25 import BM25Index, tokens
 from kb.normalize import PLACEHOLDER, STOPWORDS, normalize
-from kb.params import Params
+from kb.params import CONFIDENCE_FEATURES, Params
 from kb.signals import Signals
 from kb.store import KnowledgeBase, SignatureRow
 
@@ -65,6 +66,29 @@ EVIDENCE_FEATURES = (
 TRANSPORT_FAMILIES = frozenset({"connection-reset", "dns-or-connect-failure", "tls-or-proxy-error", "client-timeout"})
 
 
+EXACT_FEATURES = ("message", "reason", "finish_reason", "quota", "structured", "lifecycle", "live_close")
+SIGNAL_FEATURES = (*EXACT_FEATURES, "fuzzy", "exception", "status_root", "http_root", "bare_root", "parent")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def confidence_features(share: float, related: float, top: dict[str, float]) -> list[float]:
+    """The inputs of the confidence model for a top candidate, in the order of CONFIDENCE_FEATURES."""
+    values = {
+        "share": _logit(share),
+        "related": related,
+        "exact": 1.0 if max((top.get(f, 0.0) for f in EXACT_FEATURES), default=0.0) >= 0.9 else 0.0,
+        "words_only": 0.0 if any(top.get(f, 0.0) for f in SIGNAL_FEATURES) else 1.0,
+        "context": top.get("gemini_context", 0.0),
+        "question": top.get("question", 0.0),
+        "bias": 1.0,
+    }
+    return [values[name] for name in CONFIDENCE_FEATURES]
+
+
 @dataclass(frozen=True)
 class StructuredRule:
     """Evidence read off structured signals rather than signature text: one named rule, one entry."""
@@ -73,6 +97,7 @@ class StructuredRule:
     entry_id: str
     test: Callable[[Signals], bool]
     describe: Callable[[Signals], str]
+    supersedes: tuple[str, ...] = ()  # families whose evidence this reading of the paste takes over
 
 
 STRUCTURED_RULES: tuple[StructuredRule, ...] = (
@@ -93,6 +118,7 @@ STRUCTURED_RULES: tuple[StructuredRule, ...] = (
         "live-session-limit",
         lambda s: s.live_close == 1011 and "deadline" in s.live_reason.lower(),
         lambda s: "Live socket closed 1011 after its deadline",
+        supersedes=("deadline-exceeded",),  # the deadline text is the Live session's, not an HTTP 504
     ),
 )
 
@@ -337,8 +363,13 @@ class Evidence:
         self._lifecycle(signals, text, cand)
         for r in STRUCTURED_RULES:
             if r.entry_id in self.kb.entries and r.test(signals):
-                cand(r.entry_id).put("structured", 1.0)
-                cand(r.entry_id).hits.append((1.0, r.describe(signals)))
+                c = cand(r.entry_id)
+                c.put("structured", 1.0)
+                c.hits.append((1.0, r.describe(signals)))
+                for other in r.supersedes:
+                    if other in cands:
+                        for f in EVIDENCE_FEATURES:
+                            c.put(f, cands[other].features.get(f, 0.0))
         self._live(signals, cands, cand)
         bare = (
             len(
@@ -413,9 +444,7 @@ class Evidence:
             return
         named = [c for eid, c in cands.items() if eid not in LIVE_FAMILIES and c.own >= self.p.evidence_floor]
         if named:
-            for eid in LIVE_FAMILIES:  # the close is context of the named family's error, not the answer
-                cands.pop(eid, None)
-            return
+            return  # the close carries another family's error: that family's evidence speaks for itself
         if "live-api-closed" in self.kb.entries and "live-session-limit" not in cands:
             c = cand("live-api-closed")
             c.put("live_close", 1.0)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from kb.corpus import CORPUS, load, split
 from kb.evaluate import DEFAULT_SET, load_set
-from kb.features import TRANSPORT_FAMILIES
-from kb.matcher import Matcher, _logit, _sigmoid
-from kb.params import FEATURES, PARAMS_FILE, Params, load_params
+from kb.features import TRANSPORT_FAMILIES, confidence_features
+from kb.matcher import Matcher, _sigmoid
+from kb.params import CONFIDENCE_FEATURES, FEATURES, PARAMS_FILE, Params, load_params
 from kb.settings import load_settings
 from kb.store import KnowledgeBase, open_kb
 
@@ -194,10 +194,10 @@ def fit_ranker(data: list[Example]) -> list[float]:
     return w
 
 
-def top_of(w: list[float], ex: Example) -> tuple[str | None, float, float]:
-    """The top candidate, its share against all and "none", and its family's share."""
+def top_of(w: list[float], ex: Example) -> tuple[str | None, float, float, dict[str, float]]:
+    """The top candidate, its share against all and "none", its family's share, and its features."""
     if not ex.xs:
-        return None, 0.0, 0.0
+        return None, 0.0, 0.0, {}
     s = _scores(w, ex)
     order = sorted(range(len(s)), key=lambda i: (-s[i], ex.ids[i]))
     top = max([0.0, *s])
@@ -206,7 +206,7 @@ def top_of(w: list[float], ex: Example) -> tuple[str | None, float, float]:
     share = math.exp(s[best] - top) / z
     fam = ex.family[ex.ids[best]]
     related = sum(math.exp(s[i] - top) / z for i in order[1:] if ex.ids[i] in fam)
-    return ex.ids[best], share, related
+    return ex.ids[best], share, related, dict(zip(FEATURES, ex.xs[best], strict=False))
 
 
 def _fold(group: str) -> int:
@@ -235,18 +235,19 @@ def fit_logistic(rows: list[tuple[list[float], float, float]], l2: float = 1e-3)
     return w
 
 
-def out_of_fold(data: list[Example]) -> list[tuple[Example, float, float, bool, bool]]:
-    """(example, share, related share, top is right, gated) with the ranker fitted without the example's fold."""
+def out_of_fold(data: list[Example]) -> list[tuple[Example, list[float], bool, bool]]:
+    """(example, confidence features, top is right, gated) with the ranker fitted without the example's fold."""
     out = []
     for k in range(FOLDS):
         w = fit_ranker([ex for ex in data if _fold(ex.group) != k])
         for ex in data:
             if _fold(ex.group) != k:
                 continue
-            top, share, related = top_of(w, ex)
+            top, share, related, feats = top_of(w, ex)
             if top is None:
                 continue
-            out.append((ex, share, related, ex.targets is not None and top in ex.targets, ex.gated(top)))
+            x = confidence_features(share, related, feats)
+            out.append((ex, x, ex.targets is not None and top in ex.targets, ex.gated(top)))
     return out
 
 
@@ -267,13 +268,11 @@ def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | Non
     matcher = Matcher(kb, base)
     data = examples(matcher, records)
     oof = out_of_fold(data)
-    calib = fit_logistic(
-        [([_logit(share), related, 1.0], float(right), ex.weight) for ex, share, related, right, _ in oof]
-    )
+    calib = fit_logistic([(x, float(right), ex.weight) for ex, x, right, _ in oof])
     # A gated paste is never answered, whatever its probability: the threshold is chosen on the others.
     probs = [
-        (_sigmoid(calib[0] * _logit(share) + calib[1] * related + calib[2]), right, ex.weight)
-        for ex, share, related, right, gated in oof
+        (_sigmoid(sum(a * b for a, b in zip(calib, x, strict=True))), right, ex.weight)
+        for ex, x, right, gated in oof
         if not gated
     ]
     w = fit_ranker(data)
@@ -282,9 +281,7 @@ def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | Non
         base,
         weights={name: round(v, 4) for name, v in zip(FEATURES, w, strict=False)},
         null_bias=round(-w[-1], 4),
-        calib_a=round(calib[0], 4),
-        calib_related=round(calib[1], 4),
-        calib_b=round(calib[2], 4),
+        calibration={name: round(v, 4) for name, v in zip(CONFIDENCE_FEATURES, calib, strict=True)},
         confident=choose_threshold(probs),
         fitted_on=f"{real} real train pastes (x{REAL_WEIGHT:g}) + {len(records) - real} team-written pastes",
     )
@@ -307,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         k: v
         for k, v in asdict(params).items()
-        if k in ("weights", "null_bias", "calib_a", "calib_b", "calib_related", "confident", "fitted_on")
+        if k in ("weights", "null_bias", "calibration", "confident", "fitted_on")
     }
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     if args.dry_run:

@@ -13,9 +13,9 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from kb.clean import clean, collapse_frames, focus
-from kb.features import TRANSPORT_FAMILIES, Candidate, Evidence
+from kb.features import TRANSPORT_FAMILIES, Candidate, Evidence, confidence_features
 from kb.normalize import normalize
-from kb.params import FEATURES, Params, load_params
+from kb.params import CONFIDENCE_FEATURES, FEATURES, Params, load_params
 from kb.redact import redact
 from kb.signals import Signals, extract
 from kb.store import KnowledgeBase
@@ -81,19 +81,15 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
 def linear(params: Params, features: dict[str, float]) -> float:
     """The ranking score of one candidate."""
     return sum(params.weight(name) * value for name, value in features.items())
 
 
-def calibrate(params: Params, share: float, related_share: float) -> float:
-    """Probability that the top candidate is right, from its share (Platt scaling fitted out of fold)."""
-    return _sigmoid(params.calib_a * _logit(share) + params.calib_related * related_share + params.calib_b)
+def calibrate(params: Params, share: float, related_share: float, top: dict[str, float]) -> float:
+    """Probability that the top candidate is right (a logistic fitted out of fold, see kb/fit.py)."""
+    x = confidence_features(share, related_share, top)
+    return _sigmoid(sum(params.calibration.get(name, 0.0) * v for name, v in zip(CONFIDENCE_FEATURES, x, strict=True)))
 
 
 class Matcher:
@@ -140,7 +136,7 @@ class Matcher:
         if ordered:
             family = self.evidence.family_of(ordered[0].entry_id)
             related_share = sum(sh for c, sh in zip(ordered[1:], shares[1:], strict=True) if c.entry_id in family)
-            probability = calibrate(p, shares[0], related_share)
+            probability = calibrate(p, shares[0], related_share, ordered[0].features)
         gate = ""
         if about_gemini:
             pass

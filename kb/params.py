@@ -49,6 +49,18 @@ FEATURES: tuple[str, ...] = (
 )
 
 
+# What the confidence reads of the top candidate (see kb/features.py `confidence_features`).
+CONFIDENCE_FEATURES: tuple[str, ...] = (
+    "share",  # logit of the top candidate's share against all candidates and "none of these"
+    "related",  # share held by the top's parent and children (a close runner-up that is no rival)
+    "exact",  # the top has an exact hit: a message, reason, finish reason, quota id, structured rule
+    "words_only",  # the top has only words for it (description, family name), no signature or status
+    "context",  # the paste shows it is about Gemini
+    "question",  # the paste is a question in words
+    "bias",
+)
+
+
 @dataclass(frozen=True)
 class Params:
     """The matcher's parameters; `load_params()` reads the fitted ones once."""
@@ -83,9 +95,9 @@ class Params:
     # -- fitted ---------------------------------------------------------------------------------
     weights: dict[str, float] = field(default_factory=dict)  # feature -> weight of the ranking model
     null_bias: float = 0.0  # score of "none of these": the bar every candidate has to clear
-    calib_a: float = 1.0  # Platt scaling of the top candidate's share: sigmoid(a * logit(share) + b)
-    calib_b: float = 0.0
-    calib_related: float = 0.0  # weight of the share held by the top's parent and children
+    # Confidence: a logistic over the top candidate's share and what kind of evidence it has
+    # (CONFIDENCE_FEATURES), fitted on out-of-fold scores so it reflects pastes the weights did not see.
+    calibration: dict[str, float] = field(default_factory=lambda: {"share": 1.0})
     confident: float = 0.5  # calibrated probability from which an answer is confident (bot/blocks.py too)
     high: float = 0.85  # from here the confidence reads "high"
     fitted_on: str = ""  # what the fit saw (for the record)
@@ -103,6 +115,9 @@ def params_from_dict(data: dict[str, object]) -> Params:
     weights = data.get("weights", {})
     if not isinstance(weights, dict) or set(weights) - set(FEATURES):
         raise ValueError(f"unknown feature weights: {sorted(set(weights) - set(FEATURES))}")
+    calibration = data.get("calibration", {})
+    if not isinstance(calibration, dict) or set(calibration) - set(CONFIDENCE_FEATURES):
+        raise ValueError(f"unknown confidence features: {sorted(set(calibration) - set(CONFIDENCE_FEATURES))}")
     return replace(Params(), **data)  # type: ignore[arg-type]
 
 

@@ -203,12 +203,28 @@ OWN_HOST_RE = re.compile(
     re.IGNORECASE,
 )
 # A Live API (BidiGenerateContent) WebSocket close: the code, and the reason text after it.
-LIVE_CLOSE_RULE = _rule(
-    "live_close",
-    r"(?:received|sent|closed? with(?: code)?|close code|close frame|code[=:]|websocket error:?)\s{0,3}"
-    r"(10(?:0[0-9]|1[0-5]))\b[ ,]{0,3}(?:\([a-z ]{2,40}\)|reason[=:]?)?\s{0,3}([^\n]{0,300})",
-    re.IGNORECASE,
-    hints=("100", "101"),
+LIVE_CLOSE_RULES: tuple[Rule, ...] = (
+    # websockets / SDK text: `received 1008 (policy violation) <reason>`, `code=1011, reason=...`
+    _rule(
+        "live_close_text",
+        r"(?:received|sent|closed? with(?: code)?|close code|close frame|code[=:]|websocket error:?)\s{0,3}"
+        r"(10(?:0[0-9]|1[0-5]))\b[ ,]{0,3}(?:\([a-z ]{2,40}\)|reason[=:]?)?\s{0,3}([^\n]{0,300})",
+        re.IGNORECASE,
+        hints=("100", "101"),
+    ),
+    # a close event as JSON: `"code":1011,"reason":"Deadline expired ..."`
+    _rule(
+        "live_close_json",
+        r"\"code\"\s{0,3}:\s{0,3}(10(?:0[0-9]|1[0-5]))\s{0,3},\s{0,3}\"reason\"\s{0,3}:\s{0,3}\"([^\"\n]{0,300})",
+        hints=('"reason"',),
+    ),
+    # a relay's one-liner: `WebSocket closed during setup: 1007`
+    _rule(
+        "live_close_short",
+        r"\b(?:socket|connection) closed\b[^\n]{0,40}?[:(]\s{0,3}(10(?:0[0-9]|1[0-5]))\b()",
+        re.IGNORECASE,
+        hints=("closed",),
+    ),
 )
 # A question in words: a question mark or a question word opening a line, and no machine output.
 QUESTION_RULE = _rule(
@@ -338,9 +354,11 @@ def extract(text: str) -> Signals:
     if signals.http_status and signals.http_status not in signals.http_statuses:
         signals.http_statuses.append(signals.http_status)
     signals.other_hosts = [h for h in _all(HOST_NAME_RULE, text, lowered, limit=10) if not OWN_HOST_RE.search(h)][:5]
-    live = LIVE_CLOSE_RULE.pattern.search(text) if LIVE_CLOSE_RULE.applies(lowered) else None
-    if live:
-        signals.live_close, signals.live_reason = int(live.group(1)), live.group(2).strip()
+    for r in LIVE_CLOSE_RULES:
+        live = r.pattern.search(text) if r.applies(lowered) else None
+        if live:
+            signals.live_close, signals.live_reason = int(live.group(1)), live.group(2).strip()
+            break
     signals.question = (
         len(text) < 1_000 and bool(QUESTION_RULE.pattern.search(text)) and not MACHINE_RULE.pattern.search(text)
     )
