@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
+from operator import itemgetter
 
 # FTS5's unicode61 tokenizer: runs of letters and digits, lower-cased; everything else separates.
 TOKEN_RE = re.compile(r"[^\W_]{1,64}")
@@ -43,16 +44,25 @@ class BM25Index:
                 idf = max(math.log((self.size - n + 0.5) / (n + 0.5)), 1e-6)
                 self.postings.setdefault(term, []).append((doc_id, idf * tf * (k1 + 1) / (tf + norm)))
 
-    def scores(self, terms: Iterable[str]) -> dict[int, float]:
-        """BM25 score of every document containing at least one of `terms` (each term counted once)."""
+    def scores(self, terms: Iterable[str], *, max_postings: int | None = None) -> dict[int, float]:
+        """BM25 score of every document containing at least one of `terms` (each term counted once).
+
+        Terms are taken in the order given (put the most specific first); once `max_postings` entries
+        have been read, further terms are left out, so the work per query is bounded at any index size."""
         acc: dict[int, float] = {}
         get = acc.get
+        read = 0
         for term in dict.fromkeys(terms):
-            for doc_id, weight in self.postings.get(term, ()):
+            postings = self.postings.get(term, ())
+            if max_postings is not None and read and read + len(postings) > max_postings:
+                break
+            read += len(postings)
+            for doc_id, weight in postings:
                 acc[doc_id] = get(doc_id, 0.0) + weight
         return acc
 
-    def search(self, terms: Iterable[str], limit: int) -> list[tuple[int, float]]:
+    def search(self, terms: Iterable[str], limit: int, *, max_postings: int | None = None) -> list[tuple[int, float]]:
         """The `limit` best documents for `terms`, best first (ties by id, so results are deterministic)."""
-        acc = self.scores(terms)
-        return heapq.nsmallest(limit, acc.items(), key=lambda kv: (-kv[1], kv[0]))
+        acc = self.scores(terms, max_postings=max_postings)
+        best = heapq.nlargest(limit, acc.items(), key=itemgetter(1))
+        return sorted(best, key=lambda kv: (-kv[1], kv[0]))

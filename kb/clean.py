@@ -7,6 +7,7 @@ lines anywhere in between, with work bounded by the paste's length.
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 
@@ -98,25 +99,39 @@ def cap(text: str, limit: int = MAX_CHARS, head: int = HEAD_CHARS) -> str:
 
 
 # What makes a line of a long log look like the error: each named marker adds one to its score.
+# The word markers read the lower-cased text (a case-insensitive alternation is ten times slower).
 ERROR_MARKERS: tuple[Rule, ...] = (
     rule("status_name", r"\b[A-Z]{2,}_[A-Z_]{2,40}\b"),
     rule("http_code", r"(?<![\w.:/-])[45]\d\d(?![\w.:/-])"),
-    rule("error_word", r"error|exception|fail|fatal|panic|traceback", flags=re.I),
+    rule("error_word", r"error|exception|fail|fatal|panic|traceback"),
     rule(
         "problem_word",
         r"denied|invalid|exceeded|exhausted|refused|reset|timed? ?out|unavailable|not found|blocked|"
         r"quota|overloaded|closed|expired|unsupported|not supported",
-        flags=re.I,
     ),
-    rule("json_error", r"\"(?:error|message|status|reason|code|finishReason)\"\s{0,3}:", flags=re.I),
+    rule("json_error", r"\"(?:error|message|status|reason|code|finishreason)\"\s{0,3}:"),
 )
+LOWER_MARKERS = frozenset({"error_word", "problem_word", "json_error"})
 LINE_SCAN_CHARS = 600  # of each line, the markers read this much
 CONTEXT_LINES = 1  # kept around each chosen line
 
 
-def _line_score(line: str) -> int:
-    head = line[:LINE_SCAN_CHARS]
-    return sum(1 for r in ERROR_MARKERS if r.pattern.search(head))
+def _line_scores(lines: list[str]) -> dict[int, int]:
+    """Line index -> how many named markers the line shows; one pass of each marker over the whole text."""
+    text = "\n".join(line[:LINE_SCAN_CHARS] for line in lines)
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + min(len(line), LINE_SCAN_CHARS) + 1)
+    lowered = text.lower()
+    scores: dict[int, int] = {}
+    for marker in ERROR_MARKERS:
+        seen: set[int] = set()
+        for m in marker.pattern.finditer(lowered if marker.name in LOWER_MARKERS else text):
+            i = bisect.bisect_right(starts, m.start()) - 1
+            if i not in seen:
+                seen.add(i)
+                scores[i] = scores.get(i, 0) + 1
+    return scores
 
 
 def _pieces(line: str) -> list[str]:
@@ -161,7 +176,7 @@ def focus(text: str, limit: int = MAX_CHARS, head: int = HEAD_CHARS, tail: int =
         used_tail += len(lines[i]) + 1
     budget = limit - used - used_tail
     scored = sorted(
-        ((s, i) for i, line in enumerate(lines) if i not in keep and (s := _line_score(line)) > 0),
+        ((s, i) for i, s in _line_scores(lines).items() if i not in keep),
         key=lambda si: (-si[0], -si[1]),  # strongest first; among equals the later line (the last error says most)
     )
     for _score, i in scored:

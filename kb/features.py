@@ -46,6 +46,9 @@ STATUS_WORDS = frozenset(
     "service gateway timeout server cancelled api".split()
 )
 PROSE_TERMS = 64  # distinct words of a paste compared with the descriptions
+PROSE_COMMON_SHARE = 0.05  # a word in more than this share of the descriptions is too common to rank with
+PROSE_COMMON_MIN = 50  # ... unless it is in at most this many (a small knowledge base keeps all its words)
+PROSE_MIN_TERMS = 4  # when every word is common, the rarest few still rank
 PROSE_ENTRIES = 5  # entries whose description fits best get the prose feature
 LIVE_FAMILIES = ("live-api-closed", "live-session-limit")
 # Features that are evidence of the entry itself (a narrower family may inherit its parent's).
@@ -284,7 +287,10 @@ class Evidence:
             for sig in self.token_index.get(token.lower(), ()):
                 rows[sig.id] = sig
         by_id = self.kb.signature_by_id
-        for sig_id, _score in self.signature_index.search(self._query_terms(norm), self.p.retrieve_rows):
+        found = self.signature_index.search(
+            self._query_terms(norm), self.p.retrieve_rows, max_postings=self.p.max_postings
+        )
+        for sig_id, _score in found:
             rows[sig_id] = by_id[sig_id]
         rows.update((s.id, s) for s in self.quota_sigs)
         return list(rows.values())
@@ -483,12 +489,17 @@ class Evidence:
     def _prose(self, norm: str, cands: dict[str, Candidate], cand: Callable[[str], Candidate]) -> None:
         """How well the paste's words fit each entry's description, relative to the best fit."""
         # Status words and codes are the status features' business: the description is compared with the rest.
-        terms = [
+        df = self.prose_index.df
+        words = [
             t
             for t in dict.fromkeys(tokens(norm))
-            if t not in STOPWORDS and t not in STATUS_WORDS and not t.isdigit() and len(t) > 2
+            if t in df and t not in STOPWORDS and t not in STATUS_WORDS and not t.isdigit() and len(t) > 2
         ][:PROSE_TERMS]
-        found = self.prose_index.search(terms, PROSE_ENTRIES)
+        # A word in a large share of all descriptions ranks nothing and costs a long posting list (a large KB).
+        common = max(PROSE_COMMON_MIN, PROSE_COMMON_SHARE * self.prose_index.size)
+        rare = sorted((t for t in words if df[t] <= common), key=lambda t: (df[t], t))
+        terms = rare or sorted(words, key=lambda t: (df[t], t))[:PROSE_MIN_TERMS]
+        found = self.prose_index.search(terms, PROSE_ENTRIES, max_postings=self.p.max_postings)
         if not found:
             return
         best = found[0][1]

@@ -184,7 +184,7 @@ FOREIGN_RULE = _rule(
 # any googleapis.com host except those a Gemini or Vertex AI call goes through.
 FOREIGN_GOOGLE_RULE = _rule(
     "foreign_google_service",
-    r"\b(?!(?:[\w-]{0,40}-)?(?:generativelanguage|aiplatform|oauth2|accounts|cloudcode-pa|daily-cloudcode-pa|"
+    r"(?<![\w.-])(?!(?:[\w-]{0,40}-)?(?:generativelanguage|aiplatform|oauth2|accounts|cloudcode-pa|daily-cloudcode-pa|"
     r"cloudaicompanion|type|serviceusage|cloudresourcemanager|iamcredentials|sts|www|content|firebasevertexai|"
     r"firebaseappcheck|firebaseml)\.googleapis\.com)([a-z][a-z0-9-]{1,40}\.googleapis\.com)\b",
     re.IGNORECASE,
