@@ -221,7 +221,7 @@ LIVE_CLOSE_RULES: tuple[Rule, ...] = (
     # a relay's one-liner: `WebSocket closed during setup: 1007`
     _rule(
         "live_close_short",
-        r"\b(?:socket|connection) closed\b[^\n]{0,40}?[:(]\s{0,3}(10(?:0[0-9]|1[0-5]))\b()",
+        r"\b(?:(?:web)?socket|connection) closed\b[^\n]{0,40}?[:(]\s{0,3}(10(?:0[0-9]|1[0-5]))\b()",
         re.IGNORECASE,
         hints=("closed",),
     ),
