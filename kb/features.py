@@ -64,6 +64,18 @@ EVIDENCE_FEATURES = (
     "lifecycle",
     "live_close",
 )
+# What a narrower family takes over from its parent: the parent's evidence and how the words fit it.
+INHERITED_FEATURES = (
+    *EVIDENCE_FEATURES,
+    "prose",
+    "prose_best",
+    "names",
+    "vocab",
+    "vocab_best",
+    "status_root",
+    "http_root",
+    "bare_root",
+)
 # Failures of any HTTP client (sockets, DNS, TLS, time-outs): without a sign of Gemini in the paste
 # (an SDK, host, model or response field) they say nothing about Gemini, so they are never confident.
 TRANSPORT_FAMILIES = frozenset({"connection-reset", "dns-or-connect-failure", "tls-or-proxy-error", "client-timeout"})
@@ -212,6 +224,12 @@ class Evidence:
             ),
             k1=k1,
             b=b,
+        )
+        # The words people used for each family in the train split's pastes (learned by `make fit`).
+        vocab_ids = sorted(e for e in params.vocabulary if e in kb.entries)
+        self.vocab_ids = vocab_ids
+        self.vocab_index = BM25Index(
+            ((i, " ".join(params.vocabulary[eid])) for i, eid in enumerate(vocab_ids)), k1=k1, b=b
         )
         # The words of each family's id (`api-key-missing`): a paste or heading that names them names the family.
         self.id_words: dict[str, list[str]] = defaultdict(list)
@@ -390,6 +408,7 @@ class Evidence:
         self._status_roots(signals, cands, cand, bare)
         if words:
             self._prose(norm, cands, cand)
+            self._vocab(norm, cands, cand)
         self._names(norm, cands, cand)
         for c in cands.values():
             ranked = sorted((s for s, _ in c.hits), reverse=True)
@@ -423,7 +442,7 @@ class Evidence:
             mine, theirs = snapshot[eid], snapshot[parent]
             if not any(mine.get(f, 0.0) > theirs.get(f, 0.0) + 1e-9 for f in EVIDENCE_FEATURES):
                 continue
-            for f in EVIDENCE_FEATURES:
+            for f in INHERITED_FEATURES:
                 if theirs.get(f, 0.0) > mine.get(f, 0.0):
                     c.features[f] = theirs[f]
             c.features["parent"] = 1.0
@@ -513,6 +532,22 @@ class Evidence:
             if fresh:
                 c.notes.append(f'described as "{self.kb.entries[eid].title[:60]}"')
 
+    def _vocab(self, norm: str, cands: dict[str, Candidate], cand: Callable[[str], Candidate]) -> None:
+        """How well the paste's words fit the words people used for each family, relative to the best."""
+        if not self.vocab_index.size:
+            return
+        df = self.vocab_index.df
+        terms = [t for t in dict.fromkeys(tokens(norm)) if t in df and t not in STOPWORDS and not t.isdigit()]
+        found = self.vocab_index.search(terms[:PROSE_TERMS], PROSE_ENTRIES, max_postings=self.p.max_postings)
+        if not found:
+            return
+        best = found[0][1]
+        for rank, (i, score) in enumerate(found):
+            c = cand(self.vocab_ids[i])
+            c.put("vocab", score / best)
+            if rank == 0:
+                c.put("vocab_best", 1.0)
+
     def _names(self, norm: str, cands: dict[str, Candidate], cand: Callable[[str], Candidate]) -> None:
         """Share of a family's id words the paste uses (`API key missing` names `api-key-missing`)."""
         counts: dict[str, int] = defaultdict(int)
@@ -522,7 +557,11 @@ class Evidence:
         for eid, n in counts.items():
             share = n / self.id_len[eid]
             if share >= NAME_MIN_SHARE and (eid in cands or (n >= 2 and share == 1.0)):
-                cand(eid).put("names", share)
+                c = cand(eid)
+                c.put("names", share)
+                if n >= 2 and share == 1.0:
+                    # Every word of a family's name (`API key missing`): as specific as a message of its own.
+                    c.hits.append((1.0, f'names "{eid.replace("-", " ")}"'))
 
     def _agreement(self, c: Candidate, signals: Signals) -> None:
         """Agreeing status adds; a disagreeing one weighs less when the entry's own evidence is strong."""

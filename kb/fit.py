@@ -9,8 +9,8 @@ Procedure (deterministic; run time stays a dot product):
 3. Calibration: the ranking model is refitted on folds of the examples (grouped by source) and the
    top candidate's share on the held-out fold is mapped to "top is right" by a logistic
    (Platt) fit, so the probability reflects pastes the weights did not see.
-4. Threshold: the calibrated probability from which answering beats abstaining when a wrong
-   confident answer costs WRONG_COST right ones (on the out-of-fold probabilities).
+4. Threshold: the lowest calibrated probability at which, out of fold, confident-but-wrong answers
+   stay within MAX_WRONG of the Gemini pastes and confident answers within MAX_NONE of the others.
 
 The test split is never read here.
 Usage: python -m kb.fit [--db PATH] [--out kb/params.json] [--dry-run]
@@ -33,11 +33,14 @@ from kb.matcher import Matcher, _sigmoid
 from kb.params import CONFIDENCE_FEATURES, FEATURES, PARAMS_FILE, Params
 from kb.settings import load_settings
 from kb.store import KnowledgeBase, open_kb
+from kb.vocabulary import learn
 
 L2 = 1.0  # ridge penalty on the weights (in units of one paste)
 REAL_WEIGHT = 2.0  # a real paste counts this many team-written ones
 FOLDS = 5  # for the out-of-fold calibration
-WRONG_COST = 3.0  # a confident wrong answer costs this many confident right ones
+MAX_WRONG = 0.02  # the targets the threshold is chosen to meet (out of fold): confident but wrong, of Gemini pastes
+MAX_NONE = 0.03  # ... and answered confidently, of pastes not about Gemini
+WRONG_COST = 3.0  # when no threshold meets them: a confident wrong answer costs this many right ones
 ITERATIONS = 60
 DIM = len(FEATURES) + 1  # the features and a constant (minus the null's score)
 # Evidence for an entry can only speak for it: these weights are kept >= 0 (the fit is projected).
@@ -251,29 +254,49 @@ def out_of_fold(data: list[Example]) -> list[tuple[Example, list[float], bool, b
     return out
 
 
-def choose_threshold(probs: list[tuple[float, bool, float]]) -> float:
-    """The probability from which answering pays, on out-of-fold (probability, right, weight) triples."""
-    best, best_t = -math.inf, 0.5
-    for step in range(20, 96):
-        t = step / 100
-        gain = sum(w * (1.0 if right else -WRONG_COST) for p, right, w in probs if p >= t)
-        if gain > best + 1e-9:
-            best, best_t = gain, t
-    return best_t
+def choose_threshold(probs: list[tuple[float, bool, float, bool]]) -> float:
+    """The lowest probability from which confident answers stay within the targets, on out-of-fold
+    (probability, right, weight, not about Gemini) tuples: at most MAX_WRONG of the Gemini pastes answered
+    confidently and wrongly, at most MAX_NONE of the other pastes answered at all. When no threshold
+    meets both, the one where answering pays most with a wrong answer costing WRONG_COST right ones."""
+    gemini = sum(w for _p, _r, w, none in probs if not none) or 1.0
+    others = sum(w for _p, _r, w, none in probs if none) or 1.0
+    grid = [step / 100 for step in range(20, 96)]
+    for t in grid:
+        wrong = sum(w for p, right, w, none in probs if p >= t and not none and not right) / gemini
+        answered_none = sum(w for p, _r, w, none in probs if p >= t and none) / others
+        if wrong <= MAX_WRONG and answered_none <= MAX_NONE:
+            return t
+    return max(grid, key=lambda t: sum(w * (1.0 if r else -WRONG_COST) for p, r, w, _n in probs if p >= t))
+
+
+def cross_fitted_examples(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params) -> list[Example]:
+    """Examples whose learned-vocabulary features come from a vocabulary built without their own fold,
+    so the fit weighs the vocabulary as it will work on pastes it has not seen."""
+    out: list[Example] = []
+    for k in range(FOLDS):
+        inside = [(r, w) for r, w in records if _fold(str(r.get("source") or r.get("id"))) == k]
+        outside = [(str(r["label"]), str(r["text"])) for r, w in records if (r, w) not in inside]
+        matcher = Matcher(kb, replace(base, vocabulary=learn(outside)))
+        out += examples(matcher, inside)
+    return out
 
 
 def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | None = None) -> Params:
     """Fitted parameters for `kb` from weighted labelled records."""
     base = base or Params()  # the fixed knobs; fitted fields are all replaced below
-    matcher = Matcher(kb, base)
-    data = examples(matcher, records)
+    data = cross_fitted_examples(kb, records, base)
     oof = out_of_fold(data)
     calib = fit_logistic([(x, float(right), ex.weight) for ex, x, right, _ in oof])
-    # A gated paste is never answered, whatever its probability: the threshold is chosen on the others.
+    # A gated paste is never answered, whatever its probability.
     probs = [
-        (_sigmoid(sum(a * b for a, b in zip(calib, x, strict=True))), right, ex.weight)
+        (
+            0.0 if gated else _sigmoid(sum(a * b for a, b in zip(calib, x, strict=True))),
+            right,
+            ex.weight,
+            ex.targets is None,
+        )
         for ex, x, right, gated in oof
-        if not gated
     ]
     w = fit_ranker(data)
     real = sum(1 for _, weight in records if weight == REAL_WEIGHT)
@@ -283,6 +306,7 @@ def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | Non
         null_bias=round(-w[-1], 4),
         calibration={name: round(v, 4) for name, v in zip(CONFIDENCE_FEATURES, calib, strict=True)},
         confident=choose_threshold(probs),
+        vocabulary=learn((str(r["label"]), str(r["text"])) for r, _w in records),
         fitted_on=f"{real} real train pastes (x{REAL_WEIGHT:g}) + {len(records) - real} team-written pastes",
     )
 
@@ -304,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         k: v
         for k, v in asdict(params).items()
-        if k in ("weights", "null_bias", "calibration", "confident", "fitted_on")
+        if k in ("weights", "null_bias", "calibration", "confident", "vocabulary", "fitted_on")
     }
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     if args.dry_run:

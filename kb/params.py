@@ -29,6 +29,8 @@ FEATURES: tuple[str, ...] = (
     "prose",  # BM25 fit of the paste's words to the entry's title, summary and causes, relative to the best
     "prose_best",  # 1 for the entry whose description fits the words best
     "names",  # share of the words of the entry's id the paste uses (`API key missing`)
+    "vocab",  # BM25 fit of the paste's words to the words people used for the entry (learned, kb/vocabulary.py)
+    "vocab_best",  # 1 for the entry whose learned vocabulary fits best
     "status_root",  # the paste names a status and the entry is the broadest family of that status
     "http_root",  # the paste gives only an HTTP code and the entry is the broadest family of it
     "bare_root",  # as status_root/http_root, for a paste that says little besides the status (`429 RESOURCE_EXHAUSTED`)
@@ -101,6 +103,7 @@ class Params:
     calibration: dict[str, float] = field(default_factory=lambda: {"share": 1.0})
     confident: float = 0.5  # calibrated probability from which an answer is confident (bot/blocks.py too)
     high: float = 0.85  # from here the confidence reads "high"
+    vocabulary: dict[str, list[str]] = field(default_factory=dict)  # family -> words people use (learned)
     fitted_on: str = ""  # what the fit saw (for the record)
 
     def weight(self, name: str) -> float:

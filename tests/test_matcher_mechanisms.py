@@ -299,7 +299,8 @@ def test_logistic_fit_and_threshold():
     rows = [([x / 10, 1.0], float(x > 4), 1.0) for x in range(10)] + [([0.45, 1.0], 1.0, 1.0)]
     w = fit_logistic(rows)
     assert w[0] > 0
-    assert choose_threshold([(0.9, True, 1.0), (0.6, False, 1.0), (0.7, True, 1.0)]) > 0.6
+    probs = [(0.9, True, 1.0, False), (0.6, False, 1.0, False), (0.7, True, 1.0, False), (0.3, False, 1.0, True)]
+    assert 0.6 < choose_threshold(probs) <= 0.7
 
 
 # -- explain ---------------------------------------------------------------------------------------------------------
