@@ -270,6 +270,24 @@ def choose_threshold(probs: list[tuple[float, bool, float, bool]]) -> float:
     return max(grid, key=lambda t: sum(w * (1.0 if r else -WRONG_COST) for p, r, w, _n in probs if p >= t))
 
 
+LAST_REPORT: dict[str, float] = {}  # out-of-fold figures of the last fit, on the real train pastes
+
+
+def out_of_fold_figures(
+    probs: list[tuple[float, bool, float, bool]], threshold: float, *, real_only: bool
+) -> dict[str, float]:
+    """Confident top-1, confident-but-wrong and none-confident at `threshold`, out of fold (train side only)."""
+    rows = [r for r in probs if not real_only or r[2] == REAL_WEIGHT]
+    gemini = [r for r in rows if not r[3]] or [(0.0, False, 1.0, False)]
+    others = [r for r in rows if r[3]] or [(0.0, False, 1.0, True)]
+    return {
+        "top1": sum(r[1] for r in gemini) / len(gemini),
+        "confident_top1": sum(r[1] and r[0] >= threshold for r in gemini) / len(gemini),
+        "confident_wrong": sum(not r[1] and r[0] >= threshold for r in gemini) / len(gemini),
+        "none_confident": sum(r[0] >= threshold for r in others) / len(others),
+    }
+
+
 def cross_fitted_examples(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params) -> list[Example]:
     """Examples whose learned-vocabulary features come from a vocabulary built without their own fold,
     so the fit weighs the vocabulary as it will work on pastes it has not seen."""
@@ -300,12 +318,15 @@ def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | Non
     ]
     w = fit_ranker(data)
     real = sum(1 for _, weight in records if weight == REAL_WEIGHT)
+    threshold = choose_threshold(probs)
+    LAST_REPORT.clear()
+    LAST_REPORT.update(out_of_fold_figures(probs, threshold, real_only=True))
     return replace(
         base,
         weights={name: round(v, 4) for name, v in zip(FEATURES, w, strict=False)},
         null_bias=round(-w[-1], 4),
         calibration={name: round(v, 4) for name, v in zip(CONFIDENCE_FEATURES, calib, strict=True)},
-        confident=choose_threshold(probs),
+        confident=threshold,
         vocabulary=learn((str(r["label"]), str(r["text"])) for r, _w in records),
         fitted_on=f"{real} real train pastes (x{REAL_WEIGHT:g}) + {len(records) - real} team-written pastes",
     )
@@ -336,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}: confident from {params.confident:.2f}; {params.fitted_on}")
+    print("out of fold, real train pastes: " + ", ".join(f"{k} {v:.3f}" for k, v in LAST_REPORT.items()))
     return 0
 
 
