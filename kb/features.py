@@ -21,6 +21,7 @@ from kb.normalize import PLACEHOLDER, STOPWORDS, normalize
 from kb.params import CONFIDENCE_FEATURES, Params
 from kb.signals import Signals
 from kb.store import KnowledgeBase, SignatureRow
+from kb.vocabulary import terms as vocabulary_terms
 
 # Kinds matched as whole tokens against extracted signals rather than as text.
 TOKEN_KINDS = ("reasons", "exceptions", "finish_reasons")
@@ -537,8 +538,8 @@ class Evidence:
         if not self.vocab_index.size:
             return
         df = self.vocab_index.df
-        terms = [t for t in dict.fromkeys(tokens(norm)) if t in df and t not in STOPWORDS and not t.isdigit()]
-        found = self.vocab_index.search(terms[:PROSE_TERMS], PROSE_ENTRIES, max_postings=self.p.max_postings)
+        words = [t for t in dict.fromkeys(vocabulary_terms(norm)) if t in df]
+        found = self.vocab_index.search(words[:PROSE_TERMS], PROSE_ENTRIES, max_postings=self.p.max_postings)
         if not found:
             return
         best = found[0][1]

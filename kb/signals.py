@@ -62,7 +62,8 @@ HTTP_STATUS_RULES: tuple[Rule, ...] = (
     _rule("code_phrase", rf"\b([1-5]\d\d)\s{{1,3}}(?:{_PHRASE_ALT})\b", re.IGNORECASE),
     _rule(
         "status_eq",
-        r"\b(?:status(?:[ _]?code)?|http[ _]?status|code|error)\s{0,3}[=:]?\s{0,3}\(?(\d{3})\b",
+        r"\b(?:status(?:[ _]?code)?|http[ _]?status|code|error)\s{0,3}[=:]?\s{0,3}"
+        r"(?:(?:of|is|was)\s{1,3})?\(?(\d{3})\b",
         re.IGNORECASE,
     ),
     _rule("bracket", r"\[(\d{3})\s[A-Za-z ]{2,40}\]", hints=("[",)),

@@ -8,6 +8,7 @@ vocabulary as with a description (BM25). Words of a single paste (names, paths) 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
@@ -16,13 +17,25 @@ from kb.clean import clean
 from kb.normalize import STOPWORDS, normalize
 
 MIN_PASTES = 2  # a word must come up in this many pastes of the family
-WORDS_PER_FAMILY = 30
+WORDS_PER_FAMILY = 60
 MIN_LEN = 3
+
+
+CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]{2,}")
+
+
+def terms(norm: str) -> list[str]:
+    """Content words of normalised text; runs of Chinese, Japanese or Korean script (written without
+    spaces) as their two-character pieces, so `连接超时` and `超时了` share `超时`."""
+    out = [t for t in tokens(norm) if len(t) >= MIN_LEN and not t.isdigit() and t not in STOPWORDS]
+    for run in CJK_RE.findall(norm):
+        out += [run[i : i + 2] for i in range(len(run) - 1)]
+    return out
 
 
 def paste_words(text: str) -> set[str]:
     """The distinct content words of a paste."""
-    return {t for t in tokens(normalize(clean(text))) if len(t) >= MIN_LEN and not t.isdigit() and t not in STOPWORDS}
+    return set(terms(normalize(clean(text))))
 
 
 def learn(records: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

@@ -115,6 +115,7 @@ def test_live_close_rules(text, code, reason):
         ("finish_reason=SAFETY", "gemini_context", True),
         ("ConnectionResetError: [Errno 104] Connection reset by peer", "gemini_context", False),
         ("HTTP/1.1 502 Bad Gateway upstream said {'code': 429}", "http_statuses", [429, 502]),
+        ("the response has a status code of 503 and the validator threw", "http_status", 503),
     ],
 )
 def test_new_signal_rules(text, field, value):
@@ -221,6 +222,19 @@ def test_bm25_reproduces_fts5_scores(tmp_path: Path):
         for doc_id, score in ours.items():
             assert math.isclose(score, -fts[doc_id], rel_tol=1e-9, abs_tol=1e-9), (query, doc_id)
     db.close()
+
+
+def test_vocabulary_learns_shared_words_and_splits_cjk_runs():
+    from kb.vocabulary import learn, terms
+
+    pastes = [
+        ("client-timeout", "the call hangs forever, timeout ignored"),
+        ("client-timeout", "request hangs, no timeout"),
+    ]
+    vocab = learn([*pastes, ("none", "lunch today?"), ("rate-limit-exceeded", "too many requests hangs once")])
+    assert "timeout" in vocab["client-timeout"] and "forever" not in vocab["client-timeout"]  # one paste is not enough
+    assert "rate-limit-exceeded" not in vocab
+    assert {"连接", "接超", "超时"} <= set(terms("连接超时"))
 
 
 def test_bm25_work_is_bounded_by_the_postings_budget():
