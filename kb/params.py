@@ -74,7 +74,7 @@ class Params:
     retrieve_min_words: int = 12  # used even when common, so a large knowledge base still finds candidates
     common_df: int = 1000  # a word in more signatures than this retrieves everything and ranks nothing
     retrieve_rows: int = 120  # signature rows taken from the BM25 ranking
-    max_postings: int = 6_000  # index entries read per query at most (rarest words first): bounded work at scale
+    max_postings: int = 2_500  # index entries read per query at most (rarest words first): bounded work at scale
     root_families: int = 3  # at most this many broadest families of one status get status evidence
     status_families: int = 8  # families of one status made candidates by a paste that gives only the status
     max_candidates: int = 40  # entries scored per paste, the strongest by their best single hit
