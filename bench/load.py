@@ -89,7 +89,7 @@ def plan(events: int, retries: float, seed: int, kb_path: Path) -> Plan:
     """`events` distinct Slack deliveries (a mention counts twice), plus resends of a `retries` share."""
     rng = random.Random(seed)
     pastes = [json.loads(line)["text"] for line in PASTES.read_text().splitlines() if line.strip()]
-    kb = open_kb(kb_path, auto_build=False)
+    kb = open_kb(kb_path)
     answered_in_channel: dict[str, bool] = {}
 
     def channel_expects(event: dict) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kb.matcher import MatchResult
+from kb.settings import ChannelMode
 from kb.signals import Signals
 
 
@@ -23,14 +24,6 @@ class Trigger(StrEnum):
     CHANNEL = "channel"  # a message in a channel the bot is in
     MENTION = "mention"  # @gemini-kb in a channel
     DM = "dm"  # a direct message to the bot
-
-
-class ChannelMode(StrEnum):
-    """Which un-addressed channel messages get an answer (mentions and DMs always do)."""
-
-    ERRORS = "errors"  # confident match and the message looks like an error (default)
-    CONFIDENT = "confident"  # any confident match
-    MENTIONS = "mentions"  # none: only mentions and DMs
 
 
 # Message subtypes that are a person posting text; every other subtype (edits, deletes,

@@ -6,9 +6,12 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from kb.matcher import MatchResult
-from kb.store import Entry, KnowledgeBase
+from kb.redact import scrub
+from kb.schema import Entry
+from kb.store import KnowledgeBase
 
 if TYPE_CHECKING:
+    from bot.service import Reply
     from ingest.attach import ArticlePlan
 
 
@@ -145,3 +148,22 @@ def article_plan_text(plan: ArticlePlan) -> str:
             where = s.entry_id if s.outcome != "unrecognised" else s.why
             out.append(f"    {mark[s.outcome]} {where}: {s.text[:100]}")
     return "\n".join(out) + "\n"
+
+
+def reply_text(reply: Reply, kb: KnowledgeBase) -> str:
+    """A command's reply as text (the console)."""
+    from bot.chat_command import HELP_TEXT
+    from bot.checks.render import report_text
+
+    if reply.kind == "help":
+        return HELP_TEXT + "\n"
+    if reply.kind == "list":
+        return quick_reference(list(kb.entries.values())) + "\n"
+    if reply.kind == "entry" and reply.entry is not None:
+        return entry_text(reply.entry)
+    if reply.kind == "answer" and reply.result is not None:
+        return answer_text(reply.result, kb)
+    outcome = reply.report_outcome
+    if reply.kind == "report" and outcome is not None and outcome.report is not None:
+        return scrub(report_text(outcome.report), (reply.key,), redact_rest=False)
+    return reply.text.replace("`", "") + "\n"

@@ -13,10 +13,13 @@ from typing import Any
 
 import yaml
 
+from ingest.front_matter import split_front_matter
+from kb.schema import Entry, ModelInfo
+
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SIGNATURE_KINDS = ("messages", "reasons", "exceptions", "finish_reasons", "quota_ids")
 RETRYABLE = ("yes", "no", "sometimes")
-MODEL_STATUSES = ("retired", "deprecated")
+MODEL_STATUSES = ("retired", "deprecated", "active")
 REQUIRED_FIELDS = ("id", "title", "http_status", "status", "retryable", "docs", "signatures")
 OPTIONAL_FIELDS = ("related", "specialises", "models")
 # heading -> (required, kind): "text" is prose, "list" is bullets or numbers, "code" a fence.
@@ -53,40 +56,17 @@ class Signature:
     line: int
 
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """A model's lifecycle: retired (shut down) or deprecated (shutdown announced)."""
-
-    name: str
-    status: str
-    date: str | None
-    replacement: str | None
+ModelRecord = ModelInfo  # a row of the `models:` table; one type for the parser, the build and the store
 
 
-@dataclass
-class Guide:
-    """One curated guide, parsed."""
+@dataclass(frozen=True, kw_only=True)
+class Guide(Entry):
+    """One curated guide, parsed: the entry it declares plus where it came from and what the matcher needs."""
 
     path: str
-    id: str
-    title: str
-    http_status: int | None
-    status: str | None
-    retryable: str
-    docs: list[str]
     signatures: list[Signature]
-    summary: str
-    causes: list[str]
-    fix: list[str]
-    diagnosis: list[str]
-    example: str = ""
-    example_lang: str = ""
-    notes: str = ""
-    related: list[str] = field(default_factory=list)
-    specialises: str | None = None
     field_lines: dict[str, int] = field(default_factory=dict)
-    models: list[ModelRecord] = field(default_factory=list)
-    reviewed: bool = True  # False for entries an article ingest created, until someone writes a guide
+    models: list[ModelInfo] = field(default_factory=list)
 
 
 class GuideError(Exception):
@@ -95,17 +75,6 @@ class GuideError(Exception):
     def __init__(self, problems: list[Problem]):
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
-
-
-def _split_front_matter(text: str) -> tuple[str, int, list[str], int] | None:
-    """Return (front matter, its first line, body lines, first body line) or None."""
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "---":
-        return None
-    for i in range(1, len(lines)):
-        if lines[i].strip() == "---":
-            return "\n".join(lines[1:i]), 2, lines[i + 1 :], i + 2
-    return None
 
 
 def _node_lines(text: str, first_line: int) -> dict[str, int]:
@@ -253,9 +222,8 @@ def _check_fields(meta: dict[str, Any], lines: dict[str, int], path: str) -> lis
         else:
             for m in models:
                 if not (isinstance(m, dict) and isinstance(m.get("name"), str) and m.get("status") in MODEL_STATUSES):
-                    problems.append(
-                        Problem(path, at("models"), f"model record needs name and status retired|deprecated: {m!r}")
-                    )
+                    statuses = "|".join(MODEL_STATUSES)
+                    problems.append(Problem(path, at("models"), f"model record needs name and status {statuses}: {m}"))
     return problems
 
 
@@ -272,12 +240,12 @@ def parse_guide(path: Path, display: str | None = None) -> tuple[Guide | None, l
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(shown, 1, f"cannot read guide: {exc}")]
-    split = _split_front_matter(text)
+    split = split_front_matter(text)
     if split is None:
         return None, [
             Problem(shown, 1, "malformed front matter: the file must start with '---' and close it with '---'")
         ]
-    front, fm_line, body, body_line = split
+    front, fm_line, body, body_line = split.text, split.first_line, split.body, split.body_line
     try:
         meta = yaml.safe_load(front)
         lines = _node_lines(front, fm_line)
@@ -338,11 +306,12 @@ def parse_guide(path: Path, display: str | None = None) -> tuple[Guide | None, l
         specialises=meta.get("specialises"),
         field_lines=lines,
         models=[
-            ModelRecord(
+            ModelInfo(
                 name=str(m["name"]),
                 status=str(m["status"]),
                 date=str(m["date"]) if m.get("date") else None,
                 replacement=str(m["replacement"]) if m.get("replacement") else None,
+                extra={k: v for k, v in m.items() if k not in ("name", "status", "date", "replacement")},
             )
             for m in meta.get("models") or []
         ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.chat_command import parse_command
 from bot.policy import (
     ChannelMode,
     RateLimiter,
@@ -15,7 +16,6 @@ from bot.policy import (
     message_key,
     should_answer,
 )
-from bot.slash import parse_command
 from kb.matcher import match
 
 BOT = "UBOT0001"

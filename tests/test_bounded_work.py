@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from bot import blocks
-from bot.app import BotSettings, ConfigError, load_bot_settings
 from bot.policy import looks_like_error, mention_pattern
 from kb.matcher import match, matcher_for
+from kb.settings import BotSettings, ConfigError, load_bot_settings
 from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot, state_rows
 from tests.gemini_stub import stub_key
 from tests.slack_stub import (
