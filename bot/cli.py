@@ -14,8 +14,7 @@ from bot.checks import command as check_command
 from bot.cli_errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, open_from_args
 from bot.cli_errors import print_json as _print_json
 from ingest.article_text import ARTICLE_SUFFIXES
-from ingest.build import build, load_inputs, plan_articles, source_files
-from ingest.guides import GuideError
+from ingest.inputs import GuideError, source_files
 from kb.settings import GUIDES_DIR, ConfigError, Settings, load_settings
 from kb.store import PROJECT_ROOT, KnowledgeBaseError, recorded_inputs
 
@@ -44,6 +43,8 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.build import build, load_inputs
+
     inputs, named = _ingest_inputs(args)
     if args.check:
         try:
@@ -85,6 +86,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _dry_run(inputs: list[Path], named: list[Path], *, as_json: bool) -> int:
     """What the named articles (or all recorded ones) would add, without writing anything."""
     from bot.render_text import article_plan_text
+    from ingest.build import load_inputs, plan_articles
 
     guides, articles, _files = load_inputs(inputs, root=PROJECT_ROOT)
     if named:

@@ -13,10 +13,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli_errors import UsageError, open_from_args
-from bot.state import StateDB, StateSummary, open_state
 from kb.schema import connect_ro
+
+if TYPE_CHECKING:
+    from bot.state import StateSummary
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,7 @@ class HttpServer:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.logs import configure_logging
+    from bot.state import open_state
 
     config = args.settings.bot
     use_console = args.console or (not config.bot_token and not args.http)
@@ -269,6 +273,8 @@ def stats_text(s: StateSummary) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from bot.state import StateDB  # sqlite-utils: only the commands that open the state pay for it
+
     path: Path = args.settings.state_path
     if not path.exists():
         if args.json:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ingest.build import BuildReport, build, input_hash, source_files
-from ingest.guides import GuideError
+from ingest.inputs import GuideError, input_hash, source_files
 from kb.schema import SCHEMA_VERSION, connect_ro
 from kb.settings import GUIDES_DIR
 from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, inputs_of, open_kb, read_meta
+
+if TYPE_CHECKING:
+    from ingest.build import BuildReport
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ def ensure_built(path: Path, *, reason: str | None = None) -> BuildReport | None
             f"{', '.join(sorted(tables)[:5])}); not overwriting it: point GEMINI_KB_DB (or --db) at another file"
         )
     inputs = [p for p in inputs_of(meta) if p.exists()] or [GUIDES_DIR]
+    from ingest.build import build  # only when a build is due: the usual start-up only hashes the inputs
+
     log.info("building knowledge base at %s (%s)", path, reason)
     try:
         return build(inputs, path, root=PROJECT_ROOT)

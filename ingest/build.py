@@ -18,10 +18,10 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.articles import is_article, parse_article
 from ingest.attach import ArticlePlan, plan_article
-from ingest.guides import Guide, GuideError, display_path, load_guides
+from ingest.guides import Guide, load_guides
+from ingest.inputs import GuideError, display_path, input_hash, source_files
 from kb.normalize import normalize
 from kb.schema import SCHEMA_VERSION, entry_columns, entry_row, model_row
 from kb.store import KnowledgeBase
@@ -43,27 +43,6 @@ class BuildReport:
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-def source_files(paths: list[Path]) -> list[Path]:
-    """Expand folders into their guides and articles (`.md`, `.html`, `.htm`, `.txt`), sorted."""
-    found: dict[Path, Path] = {}  # by resolved path: a file named alone and inside a named folder counts once
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ARTICLE_SUFFIXES):
-                found.setdefault(child.resolve(), child)
-        else:
-            found.setdefault(path.resolve(), path)
-    return list(found.values())
-
-
-def input_hash(files: list[Path], *, root: Path | None = None) -> str:
-    """A stable hash of the inputs' names and bytes, and of the schema version."""
-    digest = hashlib.sha256(f"schema:{SCHEMA_VERSION}\n".encode())
-    for path in sorted(files, key=lambda p: display_path(p, root)):
-        digest.update(f"{display_path(path, root)}\n".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _source_id(path: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ingest.front_matter import split_front_matter
+from ingest.inputs import Problem, display_path
 from kb.schema import Entry, ModelInfo
 
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -36,18 +37,6 @@ FENCE_RE = re.compile(r"^(```|~~~)\s*([\w+-]*)\s*$")
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One validation problem, located in a file."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-@dataclass(frozen=True)
 class Signature:
     """A fragment people paste, of one kind, with the line that declared it."""
 
@@ -67,14 +56,6 @@ class Guide(Entry):
     signatures: list[Signature]
     field_lines: dict[str, int] = field(default_factory=dict)
     models: list[ModelInfo] = field(default_factory=list)
-
-
-class GuideError(Exception):
-    """Raised when guides cannot be built; carries every problem found."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
 
 
 def _node_lines(text: str, first_line: int) -> dict[str, int]:
@@ -370,13 +351,3 @@ def load_guides(paths: list[Path], *, root: Path | None = None) -> tuple[list[Gu
                 line = guide.field_lines.get(key, 1)
                 problems.append(Problem(guide.path, line, f"{key} id '{ref}' does not exist"))
     return guides, problems
-
-
-def display_path(path: Path, root: Path | None) -> str:
-    """The path as shown in messages and stored as provenance: relative to root when inside it."""
-    if root is not None:
-        try:
-            return str(path.resolve().relative_to(root.resolve()))
-        except ValueError:
-            pass
-    return str(path)

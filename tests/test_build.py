@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from ingest.bootstrap import open_or_build, staleness
 from ingest.build import SCHEMA_VERSION, build
-from ingest.guides import GuideError
+from ingest.inputs import GuideError
 from kb.settings import GUIDES_DIR
 from kb.store import PROJECT_ROOT
 
