@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -152,12 +152,20 @@ def message_key(incoming: Incoming, purpose: str = "answer") -> str:
 
 
 class RateLimiter:
-    """At most `limit` uses per `per` seconds for each key (a sliding window)."""
+    """At most `limit` uses per `per` seconds for each key (a sliding window).
+
+    Keys are kept in the order of their last allowed use, so the ones idle for a whole window are at the
+    front and are forgotten as soon as they are: memory stays bounded by the keys active in one window.
+    """
 
     def __init__(self, limit: int, per: float = 60.0, *, clock=time.monotonic):
         self.limit, self.per, self._clock = limit, per, clock
-        self._uses: dict[str, deque[float]] = defaultdict(deque)
+        self._uses: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many keys are remembered."""
+        return len(self._uses)
 
     def allow(self, key: str) -> tuple[bool, float]:
         """(allowed, seconds until the next use would be allowed)."""
@@ -165,13 +173,21 @@ class RateLimiter:
             return True, 0.0
         now = self._clock()
         with self._lock:
-            uses = self._uses[key]
+            self._forget_idle(now)
+            uses = self._uses.get(key)
+            if uses is None:
+                uses = self._uses[key] = deque()
             while uses and now - uses[0] >= self.per:
                 uses.popleft()
             if len(uses) >= self.limit:
                 return False, self.per - (now - uses[0])
             uses.append(now)
-            if len(self._uses) > 10_000:  # forget idle users
-                for k in [k for k, v in self._uses.items() if not v][:5_000]:
-                    del self._uses[k]
+            self._uses.move_to_end(key)
             return True, 0.0
+
+    def _forget_idle(self, now: float) -> None:
+        while self._uses:
+            uses = next(iter(self._uses.values()))
+            if uses and now - uses[-1] < self.per:
+                return
+            self._uses.popitem(last=False)
