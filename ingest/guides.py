@@ -117,7 +117,31 @@ def _list_items(raw: list[str]) -> list[str]:
             items.append(match.group(1).strip())
         elif items and (stripped or in_fence):
             items[-1] += "\n" + line.rstrip()
-    return [item.strip() for item in items if item.strip()]
+    return [join_wrapped(item) for item in items if item.strip()]
+
+
+LIST_MARK_RE = re.compile(r"^(?:[-*]|\d+[.)])\s+")
+
+
+def join_wrapped(text: str) -> str:
+    """Undo the hard wrapping of the source file: a prose line that continues the one before joins it with a
+    space. Blank lines (paragraphs), list items, table rows and fenced code keep their line breaks."""
+    out: list[str] = []
+    in_fence = joinable = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        fence = bool(FENCE_RE.match(stripped))
+        if fence or in_fence or not stripped or LIST_MARK_RE.match(stripped) or stripped.startswith("|"):
+            out.append(line.rstrip())
+            joinable = bool(stripped) and not (fence or in_fence or stripped.startswith("|"))
+            in_fence = in_fence != fence
+            continue
+        if joinable and out:
+            out[-1] += " " + stripped
+        else:
+            out.append(line.rstrip())
+        joinable = True
+    return "\n".join(out).strip()
 
 
 def _code_block(raw: list[str]) -> tuple[str, str]:
@@ -135,7 +159,7 @@ def _code_block(raw: list[str]) -> tuple[str, str]:
 
 
 def _text(raw: list[str]) -> str:
-    return "\n".join(raw).strip()
+    return join_wrapped("\n".join(raw))
 
 
 def _check_fields(meta: dict[str, Any], lines: dict[str, int], path: str) -> list[Problem]:
