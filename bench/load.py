@@ -39,8 +39,9 @@ from bench.bot_latency import (  # noqa: E402
     _start,
     bot_env,
 )
-from bot.policy import ChannelMode, classify, should_answer  # noqa: E402
+from bot.slack_events import classify, should_answer  # noqa: E402
 from kb.matcher import match  # noqa: E402
+from kb.settings import ChannelMode  # noqa: E402
 from kb.store import open_kb  # noqa: E402
 from tests.slack_stub import (  # noqa: E402
     BOT_ID,

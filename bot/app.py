@@ -25,8 +25,8 @@ from slack_sdk.http_retry.state import RetryState
 
 from bot import blocks, slash
 from bot.checker import Checker
-from bot.policy import Incoming, classify
 from bot.service import AnswerService, Context
+from bot.slack_events import Incoming, classify
 from bot.state import StateDB
 from kb.redact import redact
 from kb.settings import BotSettings
@@ -261,13 +261,7 @@ class GeminiBot:
             self._finished()
 
     def _answer(self, incoming: Incoming, client: WebClient, start: float) -> None:
-        ctx = Context(
-            incoming.trigger.value,
-            user=incoming.user,
-            channel=incoming.channel,
-            message_id=incoming.ts,
-            delivery_id=incoming.event_id,
-        )
+        ctx = incoming.context()
         answer = self.service.answer(incoming.text, ctx)
         if answer.warn_secret and answer.result is not None:
             self._post_ephemeral(client, incoming, blocks.secret_warning(answer.result.secret_kinds))

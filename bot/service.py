@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from bot.chat_command import HELP, CheckCommand, parse_command
 from bot.checker import Checker, CheckOutcome
 from bot.checks.registry import CHECKS
-from bot.policy import looks_like_error
+from bot.policy import delivery_key, looks_like_error, message_key, worth_answering
 from bot.state import StateDB, StateSummary
 from kb.matcher import MatchResult, match
 from kb.redact import mask
@@ -104,31 +104,26 @@ class AnswerService:
 
     def answer(self, paste: str, ctx: Context) -> Answer:
         """Whether and what to answer to `paste`; records what is answered and errors nothing matched."""
-        if ctx.delivery_id and not self._claim(f"event:{ctx.delivery_id}"):
+        if ctx.delivery_id and not self._claim(delivery_key(ctx.delivery_id)):
             return Answer("none", why="already handled (a redelivery)")
-        message = f"{ctx.channel}:{ctx.message_id}" if ctx.message_id else None
+
+        def once(purpose: str) -> bool:  # one answer and one warning per message
+            return self._claim(message_key(ctx.channel, ctx.message_id, purpose) if ctx.message_id else None)
+
         if not paste.strip():
-            if ctx.addressed and self._claim(message and f"answer:{message}"):
+            if ctx.addressed and once("answer"):
                 return Answer("help")
             return Answer("none", why="empty")
         result = match(paste, self.kb)
-        warn = result.secrets_found and self._claim(message and f"warn:{message}")
-        if not self._worth_answering(paste, result, ctx):
+        warn = result.secrets_found and once("warn")
+        if not worth_answering(paste, result, addressed=ctx.addressed, mode=self.mode):
             if not result.confident and looks_like_error(paste, result.signals):
                 self._record(result, paste, ctx)  # an error we had nothing for: curation material
             return Answer("none", result, warn, why=result.abstain_reason or "channel mode")
-        if not self._claim(message and f"answer:{message}"):
+        if not once("answer"):
             return Answer("none", result, warn, why="already answered")
         self._record(result, paste, ctx)
         return Answer("answer", result, warn)
-
-    def _worth_answering(self, paste: str, result: MatchResult, ctx: Context) -> bool:
-        """Addressed messages always; channel messages according to the channel mode."""
-        if ctx.addressed:
-            return True
-        if self.mode is ChannelMode.MENTIONS or not result.confident:
-            return False
-        return self.mode is ChannelMode.CONFIDENT or looks_like_error(paste, result.signals)
 
     # -- commands ---------------------------------------------------------------------------
 
