@@ -6,6 +6,8 @@ points pass `os.environ`, tests pass a dict. Secrets stay out of every repr.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -59,12 +61,12 @@ class Settings:
     log_format: str | None = None
 
 
-def _get(env: dict[str, str], name: str) -> str | None:
+def _get(env: Mapping[str, str], name: str) -> str | None:
     value = (env.get(name) or "").strip()
     return value or None
 
 
-def _home(env: dict[str, str], xdg: str, fallback: str) -> Path:
+def _home(env: Mapping[str, str], xdg: str, fallback: str) -> Path:
     base = _get(env, xdg)
     if base:
         return Path(base) / "gemini-kb"
@@ -72,17 +74,17 @@ def _home(env: dict[str, str], xdg: str, fallback: str) -> Path:
     return home / fallback / "gemini-kb"
 
 
-def configured_key(env: dict[str, str]) -> str | None:
+def configured_key(env: Mapping[str, str]) -> str | None:
     """The key from GEMINI_API_KEY, else GOOGLE_API_KEY."""
     return next((env[name].strip() for name in KEY_ENVS if (env.get(name) or "").strip()), None)
 
 
-def allow_private_from(env: dict[str, str]) -> bool:
+def allow_private_from(env: Mapping[str, str]) -> bool:
     """Whether `GEMINI_CHECK_ALLOW_PRIVATE` permits private, loopback and link-local targets."""
     return (env.get(ALLOW_PRIVATE_ENV) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def load_bot_settings(env: dict[str, str]) -> BotSettings:
+def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
     """Read SLACK_*, GEMINI_KB_* and the checks' GEMINI_* variables (see docs/slack-setup.md)."""
     mode = (_get(env, "GEMINI_KB_CHANNEL_MODE") or ChannelMode.ERRORS.value).lower()
     if mode not in {m.value for m in ChannelMode}:
@@ -115,9 +117,10 @@ def load_bot_settings(env: dict[str, str]) -> BotSettings:
     )
 
 
-def load_settings(env: dict[str, str]) -> Settings:
-    """Build settings from `env` alone. Paths are read eagerly; the bot's part raises ConfigError only when
-    it is malformed (see `load_bot_settings`)."""
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from `env` alone (None: this process's environment, for scripts). Raises ConfigError
+    when a value is malformed (see `load_bot_settings`)."""
+    env = os.environ if env is None else env
     kb_path = _get(env, "GEMINI_KB_DB") or str(_home(env, "XDG_CACHE_HOME", ".cache") / "kb.sqlite")
     state_path = _get(env, "GEMINI_KB_STATE_DB") or str(_home(env, "XDG_DATA_HOME", ".local/share") / "state.sqlite")
     port = _get(env, "PORT")
