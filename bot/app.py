@@ -165,7 +165,6 @@ class GeminiBot:
         self.kb, self.state, self.settings = kb, state, settings
         self.checker = checker or Checker(
             kb,
-            state,
             timeout=settings.check_timeout,
             per_user_per_minute=settings.checks_per_minute,
             global_per_minute=settings.checks_global_per_minute,

@@ -13,7 +13,6 @@ from bot.chat_command import CheckCommand
 from bot.checks.registry import CHECKS, budget
 from bot.checks.result import CheckReport, CheckResult
 from bot.policy import RateLimiter
-from bot.state import StateDB
 from kb.redact import scrub
 from kb.settings import DEFAULT_BASE_URL
 from kb.store import KnowledgeBase
@@ -38,7 +37,6 @@ class Checker:
     def __init__(
         self,
         kb: KnowledgeBase,
-        state: StateDB | None,
         *,
         timeout: float,
         per_user_per_minute: int,
@@ -48,7 +46,7 @@ class Checker:
         allow_private: bool = False,
         max_parallel: int = 4,
     ):
-        self.kb, self.state, self.timeout = kb, state, timeout
+        self.kb, self.timeout = kb, timeout
         self._team_key = team_key
         self.base_url, self.allow_private = base_url, allow_private
         self.limiter = RateLimiter(per_user_per_minute, 60.0)
@@ -88,7 +86,8 @@ class Checker:
         return True, ""
 
     def run(self, cmd: CheckCommand, *, user: str | None, source: str) -> CheckOutcome:
-        """Run `cmd.kinds`; the rate limit must already have been applied with `allow`."""
+        """Run `cmd.kinds`; the rate limit must already have been applied with `allow`. Recording the run
+        is the answer service's business."""
         from bot.checks.runner import run_checks  # google-genai is imported only when a check runs
 
         if not self._slots.acquire(blocking=False):
@@ -129,18 +128,6 @@ class Checker:
             ms,
             extra={"ms": ms, "user": user, "typed_key": bool(cmd.key)},
         )
-        if self.state is not None:
-            failed = [r for r in report.results if not r.ok]
-            self.state.record_check(
-                source=source,
-                user=user,
-                kinds=list(cmd.kinds),
-                target=report.target,
-                ok=report.ok,
-                failed=[r.name for r in failed],
-                entry_ids=[r.entry_id for r in failed if r.entry_id],
-                ms=ms,
-            )
         return CheckOutcome(report=report, seconds=seconds)
 
     def close(self) -> None:

@@ -229,7 +229,6 @@ def _console(kb, state, config) -> int:
 
     checker = Checker(
         kb,
-        state,
         timeout=config.check_timeout,
         per_user_per_minute=0,
         team_key=config.team_key,

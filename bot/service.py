@@ -155,6 +155,18 @@ class AnswerService:
             on_start(f"Running the {names} check{typed}… the result follows in a few seconds.")
             started = True
         outcome = self.checker.run(cmd, user=user, source=ctx.source)
+        if outcome.report is not None and self.state is not None:
+            failed = [r for r in outcome.report.results if not r.ok]
+            self.state.record_check(
+                source=ctx.source,
+                user=user,
+                kinds=list(cmd.kinds),
+                target=outcome.report.target,
+                ok=outcome.report.ok,
+                failed=[r.name for r in failed],
+                entry_ids=[r.entry_id for r in failed if r.entry_id],
+                ms=round(outcome.seconds * 1000, 1),
+            )
         if outcome.report is None:
             return Reply("notice", outcome.notice, key=cmd.key, started=started, share=cmd.share)
         return Reply("report", report_outcome=outcome, kinds=cmd.kinds, share=cmd.share, key=cmd.key, started=started)

@@ -42,7 +42,7 @@ def test_pastes_end_at_a_blank_line_or_at_the_end_and_commands_stand_alone():
 
 def test_console_gives_the_same_answer_as_the_core(kb, tmp_path: Path):
     state = StateDB(tmp_path / "s.sqlite")
-    checker = Checker(kb, state, timeout=1.0, per_user_per_minute=0)
+    checker = Checker(kb, timeout=1.0, per_user_per_minute=0)
     service = AnswerService(kb, state, checker, mode=ChannelMode.ERRORS)
     out = io.StringIO()
     stdin = io.StringIO(f"{KEY_ERROR}\n\n/gemini-check help\n/gemini-check rate-limit-exceeded\n{RATE_ERROR}")
@@ -58,7 +58,7 @@ def test_console_runs_checks_against_the_gemini_stand_in(kb, tmp_path: Path):
     from tests.gemini_stub import GeminiStub, stub_key
 
     with GeminiStub() as stub:
-        checker = Checker(kb, None, timeout=2.0, per_user_per_minute=0, base_url=stub.url, allow_private=True)
+        checker = Checker(kb, timeout=2.0, per_user_per_minute=0, base_url=stub.url, allow_private=True)
         service = AnswerService(kb, None, checker, mode=ChannelMode.ERRORS)
         out = io.StringIO()
         typed = stub_key("invalid")
