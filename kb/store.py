@@ -161,19 +161,19 @@ def open_kb(path: Path) -> KnowledgeBase:
         conn = connect_ro(path)
         try:
             check = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            version = dict(conn.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
         finally:
             conn.close()
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check: {check}")
-        kb = KnowledgeBase(path)
-    except (sqlite3.Error, KnowledgeBaseError, ValueError, KeyError, TypeError) as exc:
+        if version != str(SCHEMA_VERSION):  # before reading rows whose columns may differ
+            raise KnowledgeBaseError(
+                f"{path} has schema version {version}, not {SCHEMA_VERSION}: rebuild it with 'gemini-kb ingest'"
+            )
+        return KnowledgeBase(path)
+    except KnowledgeBaseError:
+        raise
+    except (sqlite3.Error, ValueError, LookupError, TypeError) as exc:
         cause = exc.__cause__ or exc
         detail = "".join(c if c.isprintable() else "?" for c in str(cause))[:120]
         raise KnowledgeBaseError(f"{path} is not a usable knowledge base ({detail})") from exc
-    if kb.meta.get("schema_version") != str(SCHEMA_VERSION):
-        kb.close()
-        raise KnowledgeBaseError(
-            f"{path} has schema version {kb.meta.get('schema_version')}, not {SCHEMA_VERSION}: rebuild it "
-            "with 'gemini-kb ingest'"
-        )
-    return kb

@@ -112,3 +112,15 @@ def test_state_database_is_not_a_knowledge_base(tmp_path: Path):
     sqlite3.connect(other).close()
     with pytest.raises(KnowledgeBaseError):
         open_kb(other)
+
+
+def test_a_knowledge_base_of_another_schema_is_refused_with_the_way_out(kb_path: Path, tmp_path: Path):
+    old = tmp_path / "old.sqlite"
+    old.write_bytes(kb_path.read_bytes())
+    conn = sqlite3.connect(old)
+    with conn:
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("ALTER TABLE models DROP COLUMN extra")
+    conn.close()
+    with pytest.raises(KnowledgeBaseError, match=r"schema version 2, not .*gemini-kb ingest"):
+        open_kb(old)
