@@ -150,3 +150,10 @@ def test_show_unknown_id_suggests_the_closest(kb_path, capsys):
     assert main(["--db", str(kb_path), "show", "rate-limit"]) == 1
     err = capsys.readouterr().err
     assert "no entry 'rate-limit'" in err and "rate-limit-exceeded" in err
+
+
+def test_a_build_without_a_root_is_not_stale_at_once(tmp_path: Path):
+    """The hash root is recorded with the build, so the start-up check hashes the inputs the same way."""
+    db = tmp_path / "kb.sqlite"
+    build([GUIDES_DIR], db)  # no root: paths as given
+    assert staleness(db) is None
