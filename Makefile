@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-eval: $(STAMP)
+eval: kb
 	$(BIN)/python -m kb.evaluate tests/data/pastes.jsonl
 
 bench: $(STAMP)

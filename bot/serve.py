@@ -7,15 +7,19 @@ import datetime as dt
 import io
 import json
 import logging
-import os
 import signal
 import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.state import StateDB, StateSummary, open_state
+from bot.cli_errors import UsageError, open_from_args
+from kb.schema import connect_ro
+
+if TYPE_CHECKING:
+    from bot.state import StateSummary
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 def health(kb_path: Path, *, entries: int) -> tuple[bool, dict[str, object]]:
     """Whether the knowledge base is loaded and its file still readable."""
     try:
-        conn = sqlite3.connect(f"file:{kb_path}?mode=ro", uri=True)
+        conn = connect_ro(kb_path)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         finally:
@@ -147,18 +151,19 @@ class HttpServer:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.app import ConfigError, load_bot_settings
-    from bot.cli import UsageError, open_from_args
     from bot.logs import configure_logging
+    from bot.state import open_state
 
-    try:
-        config = load_bot_settings()
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    config = args.settings.bot
     use_console = args.console or (not config.bot_token and not args.http)
     # The console's standard output is the answer; only warnings go to stderr unless asked.
     try:  # LOG_LEVEL, LOG_FORMAT (text or json); every record is redacted (bot/logs.py)
-        configure_logging(default_level="WARNING" if use_console else "INFO")
+        configure_logging(
+            level=args.settings.log_level,
+            fmt=args.settings.log_format,
+            default_level="WARNING" if use_console else "INFO",
+            env={},
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.http and not config.bot_token:
@@ -185,7 +190,6 @@ def _build(kb, state, config):
     from slack_sdk.errors import SlackApiError
 
     from bot.app import build_app
-    from bot.cli import UsageError
 
     try:
         return build_app(config, kb, state)
@@ -195,7 +199,7 @@ def _build(kb, state, config):
 
 def _serve_http(kb, state, config, args: argparse.Namespace) -> int:
     bot = _build(kb, state, config)
-    port = args.port if args.port is not None else int(os.environ.get("PORT") or DEFAULT_PORT)
+    port = args.port if args.port is not None else (args.settings.port or DEFAULT_PORT)
     server = HttpServer(make_wsgi(bot), host=args.host, port=port, threads=args.threads)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"gemini-kb: serving Slack events at {server.url}{EVENTS_PATH} ({len(kb.entries)} entries)", flush=True)
@@ -219,14 +223,23 @@ def _serve_socket(kb, state, config) -> int:
 
 
 def _console(kb, state, config) -> int:
+    from bot.checker import Checker
     from bot.console import run_console
-    from bot.slash import Checker
+    from bot.service import AnswerService
 
-    checker = Checker(kb, state, timeout=config.check_timeout, per_user_per_minute=0, team_key=config.team_key)
+    checker = Checker(
+        kb,
+        timeout=config.check_timeout,
+        per_user_per_minute=0,
+        team_key=config.team_key,
+        base_url=config.base_url,
+        allow_private=config.allow_private,
+    )
+    service = AnswerService(kb, state, checker, mode=config.channel_mode)
     try:
-        return run_console(kb, state, checker, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
     finally:
-        checker.close()
+        service.close()
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -259,6 +272,8 @@ def stats_text(s: StateSummary) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from bot.state import StateDB  # sqlite-utils: only the commands that open the state pay for it
+
     path: Path = args.settings.state_path
     if not path.exists():
         if args.json:

@@ -3,15 +3,18 @@ stand-in as its Web API, and helpers to send correctly signed Slack requests."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.app import BotSettings, GeminiBot, build_app
+from bot.app import GeminiBot, build_app
 from bot.serve import HttpServer, make_wsgi
 from bot.state import StateDB
+from kb.settings import load_bot_settings
 from kb.store import KnowledgeBase
 from tests.gemini_stub import stub_key
 from tests.slack_stub import Reply, SlackStub, as_json, event_callback, post, signed_headers
@@ -80,7 +83,8 @@ def running_bot(kb: KnowledgeBase, slack: SlackStub, state_path: Path, **overrid
         team_key=stub_key("valid"),
     )
     options.update(overrides)
-    bot = build_app(BotSettings(**options), kb, state)  # type: ignore[arg-type]
+    settings = dataclasses.replace(load_bot_settings(dict(os.environ)), **options)  # as at start-up
+    bot = build_app(settings, kb, state)
     server = HttpServer(make_wsgi(bot), host="127.0.0.1", port=0, threads=4).start()
     try:
         yield Running(bot, server, slack, state, state_path)

@@ -87,7 +87,7 @@ def test_faq_pairs_are_extracted_and_placed(capsys, tmp_path: Path, name: str):
 
 
 def test_quoted_error_messages_become_signatures_of_their_families(built: Path):
-    kb = open_kb(built, auto_build=False)
+    kb = open_kb(built)
     owners = {s.text: s.entry_id for s in kb.signatures}
     checked = 0
     for spec in [s for f in EXPECTED.values() for s in f["sections"]]:
@@ -142,7 +142,7 @@ def built_without_batch_guide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_new_error_becomes_an_unreviewed_entry_the_bot_marks(built_without_batch_guide: Path):
-    kb = open_kb(built_without_batch_guide, auto_build=False)
+    kb = open_kb(built_without_batch_guide)
     new = [e for e in kb.entries.values() if not e.reviewed]
     assert [e.id for e in new] == ["batch-job-stuck-in-job-state-pending"]
     entry = new[0]
@@ -159,7 +159,7 @@ def test_show_and_replies_name_the_article(built: Path, capsys):
     out = capsys.readouterr().out
     assert "Also described in:" in out
     assert "A Field Guide to Gemini API Errors" in out and "503 UNAVAILABLE: the model is overloaded" in out
-    kb = open_kb(built, auto_build=False)
+    kb = open_kb(built)
     blocks = json.dumps(entry_message(kb.entries["model-overloaded"]).blocks)
     assert "Also described in" in blocks and "A Field Guide to Gemini API Errors" in blocks
 

@@ -58,7 +58,7 @@ def _advice(kb, entry_id: str, article: Path) -> dict:
 
 
 def test_401_and_403_sections_attach_with_their_causes_and_steps(seeded: Path):
-    kb = open_kb(seeded, auto_build=False)
+    kb = open_kb(seeded)
     key = _advice(kb, "api-key-invalid", FLATTENED)
     assert len(key["causes"]) == 4 and any("not provided" in c for c in key["causes"])
     assert len(key["fix"]) == 4 and "Cloud Console" in key["fix"][0]
@@ -71,7 +71,7 @@ def test_401_and_403_sections_attach_with_their_causes_and_steps(seeded: Path):
 
 
 def test_common_error_messages_become_signatures_of_their_families(seeded: Path):
-    kb = open_kb(seeded, auto_build=False)
+    kb = open_kb(seeded)
     owners = {s.text: s.entry_id for s in kb.signatures if s.kind == "messages"}
     assert owners["google.api_core.exceptions.ResourceExhausted: 429 Too Many Requests"] == "rate-limit-exceeded"
     grpc = [t for t in owners if t.startswith("grpc._channel._MultiThreadedRendezvous")]
@@ -86,7 +86,7 @@ def test_faq_pairs_are_extracted_and_attached(capsys, tmp_path: Path, seeded: Pa
     assert len(faqs) == 3 and all(s["advice"]["faq"][0]["a"] for s in faqs.values())
     attached = {s["attach_to"] for s in faqs.values()}
     assert {"connection-reset", "rate-limit-exceeded"} <= attached
-    kb = open_kb(seeded, auto_build=False)
+    kb = open_kb(seeded)
     assert _advice(kb, "connection-reset", LISTS)["faq"][0]["q"].startswith("What does a")
 
 
