@@ -90,6 +90,7 @@ class ArticlePlan:
     placements: list[Placement] = field(default_factory=list)
     signatures: list[SignaturePlan] = field(default_factory=list)
     new_entries: list[Guide] = field(default_factory=list)
+    conflicts: list = field(default_factory=list)
 
     @property
     def attached(self) -> list[Placement]:
