@@ -14,9 +14,11 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from ingest.articles import Article, Unit
+from ingest.articles import Advice, Article, Unit
+from ingest.conflicts import Conflict, check_items, heading_conflict, rules
 from ingest.guides import Guide, Signature
-from kb.matcher import MatchResult, match
+from ingest.topics import Topics, expand, out_of_scope
+from kb.matcher import match
 from kb.signals import extract
 from kb.store import KnowledgeBase
 
@@ -90,7 +92,7 @@ class ArticlePlan:
     placements: list[Placement] = field(default_factory=list)
     signatures: list[SignaturePlan] = field(default_factory=list)
     new_entries: list[Guide] = field(default_factory=list)
-    conflicts: list = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
     @property
     def attached(self) -> list[Placement]:
@@ -105,6 +107,7 @@ class ArticlePlan:
             "sections": [p.as_dict() for p in self.placements],
             "signatures": [s.as_dict() for s in self.signatures],
             "new_entries": [g.id for g in self.new_entries],
+            "conflicts": [c.as_dict() for c in self.conflicts],
             "boilerplate_dropped": a.dropped,
         }
 
@@ -119,49 +122,80 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
     return share, sum(found) if found else 1_000
 
 
-def choose_family(unit: Unit, kb: KnowledgeBase) -> tuple[str | None, float, str]:
+TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
+BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families the heading allows
+EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
+
+
+def _scope_text(unit: Unit) -> str:
+    """What a unit is about, for the scope rules: heading, a row's cells, a group's causes."""
+    if unit.kind == "table-row":
+        return " ".join(unit.cells) or unit.heading
+    if unit.kind == "bullet-group":
+        return " ".join([unit.heading, *unit.advice.causes])
+    return unit.heading
+
+
+def _evidence(unit: Unit, kb: KnowledgeBase) -> list[tuple[str, float, str]]:
+    """Families that the unit's machine output (code blocks, quoted errors) names confidently."""
+    found: dict[str, tuple[float, str]] = {}
+    for text in [*unit.advice.code, *unit.messages][:8]:
+        if not ERROR_TOKEN_RE.search(text) and not re.search(r"\b(?:Error|Exception|error|timed out)\b", text):
+            continue
+        result = match(text, kb, limit=2, about_gemini=True)
+        top = result.top
+        if top and top.score >= EVIDENCE_SCORE and result.confident and top.score > found.get(top.id, (0.0, ""))[0]:
+            found[top.id] = (top.score, f"quoted error: {top.why}")
+    return sorted(((k, v[0], v[1]) for k, v in found.items()), key=lambda t: -t[1])
+
+
+def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -> tuple[str | None, float, str]:
     """The family a unit is about, its score and why; None when nothing is clear enough.
 
-    A section is about what its heading names: its text only counts once the heading names an
-    error (an introduction that mentions a 401 in passing is not about 401s). An FAQ answer counts.
+    A unit is about what its heading (a row's identifying cells, a group's error line) says, read by
+    the matcher and by the families' vocabulary; its text only counts when the heading names an error
+    or is an FAQ question, and its quoted machine output decides when the heading says nothing.
     """
-    heading = subject(unit)
-    results: list[MatchResult] = [match(heading, kb, limit=6, about_gemini=True)]
-    if unit.kind == "faq" or names_an_error(heading):
-        results.append(match(f"{heading}\n{unit.text}", kb, limit=6, about_gemini=True))
+    topics = topics or Topics(kb)
+    reason = out_of_scope(_scope_text(unit))
+    if reason:
+        return None, 0.0, reason
+    heading = expand(subject(unit))
     scores: dict[str, float] = {}
     why: dict[str, str] = {}
-    for result in results:
-        for m in result.matches:
-            if m.score > scores.get(m.id, 0.0):
-                scores[m.id], why[m.id] = m.score, m.why
-    heading_words = _words(unit.heading)  # a subsection is named by its own words, not its parent's
+
+    def offer(entry_id: str, score: float, reason: str) -> None:
+        if score > scores.get(entry_id, 0.0):
+            scores[entry_id], why[entry_id] = score, reason
+
+    for m in match(heading, kb, limit=6, about_gemini=True).matches:
+        offer(m.id, m.score, m.why)
+    for t in topics.score(heading)[:6]:
+        offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
+    heading_words = _words(expand(unit.heading))
     order: dict[str, int] = {}
-    naming: dict[str, float] = {}
     for entry_id in kb.entries:
         share, position = _naming(entry_id, heading_words)
         order[entry_id] = position
         if share >= NAMING_MIN and len(entry_id.split("-")) > 1:
-            naming[entry_id] = NAMING_BONUS * share
             scores[entry_id] = scores.get(entry_id, 0.0) + NAMING_BONUS * share
             why[entry_id] = f'heading names "{entry_id}"' + (f" + {why[entry_id]}" if entry_id in why else "")
+    best_heading = max(scores.values(), default=0.0)
+    if unit.kind == "faq" or (best_heading < ATTACH_SCORE and (names_an_error(heading) or unit.kind != "section")):
+        for m in match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches:
+            offer(m.id, m.score, m.why)
+    if max(scores.values(), default=0.0) < ATTACH_SCORE:
+        for entry_id, score, reason in _evidence(unit, kb):
+            offer(entry_id, score, reason)
     if not scores:
-        return None, 0.0, "nothing in it matches a family"
-    own_heading = unit.kind != "table-row" and heading.startswith(unit.heading)
-    if len(results) > 1 and own_heading:
-        # A heading says what its unit is about; the text only decides when the heading cannot.
-        # (A table row's cells and a subsection's borrowed parent heading are not such a statement.)
-        from_heading = {m.id: m.score for m in results[0].matches}
-        for entry_id, bonus in naming.items():
-            from_heading[entry_id] = from_heading.get(entry_id, 0.0) + bonus
-        if from_heading and max(from_heading.values()) >= ATTACH_SCORE:
-            from_text = {m.id: m.score for m in results[1].matches}
-            scores = {k: v + 0.05 * from_text.get(k, 0.0) for k, v in from_heading.items()}
+        return None, 0.0, "not about a specific error"
+    body = {t.entry_id: t.score for t in topics.score(expand(unit.text))}
+    scores = {k: v + BODY_TOPIC_WEIGHT * body.get(k, 0.0) for k, v in scores.items()}
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], order.get(kv[0], 1_000), kv[0]))
     best, score = ranked[0]
-    if len(results) == 1 and score < ATTACH_SCORE:
-        return None, score, "not about a specific error"
     if score < ATTACH_SCORE:
+        if not names_an_error(heading):
+            return None, score, "not about a specific error"
         return None, score, f"best family {best} scores only {score:.2f}"
     if len(ranked) > 1:
         second, second_score = ranked[1]
@@ -241,26 +275,59 @@ def _known_signatures(kb: KnowledgeBase) -> dict[str, str]:
     return {s.text.casefold(): s.entry_id for s in kb.signatures if s.kind != "prose"}
 
 
+def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan: ArticlePlan) -> Unit:
+    """The unit with every claim that contradicts the family's guide taken out (and listed)."""
+    entry = kb.entries[entry_id]
+    ident = " ".join(unit.cells[:3]) if unit.kind == "table-row" else unit.heading
+    found = heading_conflict(ident, entry, unit.label)
+    plan.conflicts += [found] if found else []
+    advice = Advice()
+    for kind in ("summary", "causes", "diagnosis", "fix"):
+        kept, conflicts = check_items(getattr(unit.advice, kind), entry, table, unit.label)
+        setattr(advice, kind, kept)
+        plan.conflicts += conflicts
+    advice.code = list(unit.advice.code)
+    for pair in unit.advice.faq:
+        kept, conflicts = check_items([pair["a"]], entry, table, unit.label)
+        plan.conflicts += conflicts
+        if kept:
+            advice.faq.append(pair)
+    return Unit(unit.kind, unit.heading, unit.parents, unit.text, advice, unit.messages, unit.cells)
+
+
 def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: set[str]) -> ArticlePlan:
-    """What `article` adds to `kb`: placements, new unreviewed entries and new signatures.
+    """What `article` adds to `kb`: placements, new unreviewed entries, new signatures and conflicts.
 
     `taken` holds entry ids already in use (curated and earlier articles' new entries); it is updated.
     """
     plan = ArticlePlan(article, display, hashlib.sha256(display.encode()).hexdigest()[:16])
     known = _known_signatures(kb)
+    topics = Topics(kb)
+    table = rules(kb.entries)
     for unit in article.units:
-        entry_id, score, why = choose_family(unit, kb)
+        entry_id, score, why = choose_family(unit, kb, topics)
         home = entry_id
         if entry_id is not None:
-            plan.placements.append(Placement(unit, entry_id, score, why))
-        elif unit.kind != "faq" and names_an_error(subject(unit)) and (unit.advice.fix or unit.advice.causes):
+            clean = _without_conflicts(unit, entry_id, kb, table, plan)
+            plan.placements.append(Placement(clean, entry_id, score, why))
+            # Machine output naming another family confidently is about that family too.
+            for other, other_score, other_why in _evidence(unit, kb):
+                if other != entry_id and other not in {p.entry_id for p in plan.placements if p.unit is clean}:
+                    plan.placements.append(Placement(clean, other, other_score, other_why))
+        elif (
+            unit.kind == "section"
+            and names_an_error(subject(unit))
+            and (unit.advice.fix or unit.advice.causes)
+            and not out_of_scope(unit.heading)
+        ):
             home = slug(unit.heading, taken)
             taken.add(home)
             plan.new_entries.append(_new_entry(unit, home, article, display, known))
             plan.placements.append(Placement(unit, home, score, f"no family covers it ({why})", new_entry=True))
         else:
-            reason = why if names_an_error(subject(unit)) else "not about a specific error"
-            plan.placements.append(Placement(unit, None, score, reason))
+            plan.placements.append(Placement(unit, None, score, why))
+        if home is None and out_of_scope(_scope_text(unit)):
+            continue  # an out-of-scope error's messages are not Gemini signatures
         for text in unit.messages:
             plan.signatures.append(_signature_plan(text, home, kb, known))
     seen: set[str] = set()

@@ -1,0 +1,216 @@
+"""What a piece of an article is about, in the knowledge base's own words.
+
+Guides are written for pastes; articles describe families in prose ("Safety issues", "Blocked or
+non-working API keys") and in tables of bare codes. This module gives the attacher three things:
+
+- `expand`: a text with the codes and foreign words it contains spelt out in the KB's vocabulary
+  (gRPC numbers and numeric finish reasons as names, a declared glossary for Japanese and Chinese);
+- `Topics`: a per-family vocabulary built from the curated entries themselves (id, title, status,
+  reasons and finish reasons weigh most; summary and causes a little), scored with IDF so words that
+  name one family count more than words every family shares;
+- `out_of_scope`: declared rules for what is not a Gemini API problem (another vendor's row, the
+  application's own endpoints, local tooling), each with the reason the dry run shows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kb.store import KnowledgeBase
+
+
+# Words that say nothing about which family: page furniture and troubleshooting verbs.
+GENERIC_WORDS = frozenset(
+    """a an and are as at be by can check common did do does error errors fail failed failing fails fix fixes
+    for from gemini get got google guide has have how i if in is issue issues it its my not of on or our
+    problem problems request requests see than that the this to troubleshooting use using was what when
+    which why with you your api apis call calls code codes status http message messages help solution
+    solutions step steps way works working understand understanding handling handle note notes""".split()
+)
+
+# Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
+GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), english)
+    for pattern, english in (
+        (r"レート制限|速率限制|频率限制|限流|リクエスト数の上限", "rate limit exceeded"),
+        (r"クォータ|割り当て|配额|额度|配額", "quota"),
+        (r"API\s?キー|API\s?密钥|API\s?密鑰|密钥|キー", "api key"),
+        (r"無効|无效|無效", "invalid not valid"),
+        (r"漏洩|流出|泄露|泄漏|外泄", "leaked"),
+        (r"停用|ブロック|拦截|屏蔽|封禁|阻止", "blocked"),
+        (r"安全フィルター|安全性|セーフティ|安全过滤|安全", "safety"),
+        (r"所在地|地域|地区|国家|区域|国/地域", "location region"),
+        (r"サポートされていません|サポート外|不支持|不受支持", "not supported"),
+        (r"モデル|模型", "model"),
+        (r"見つからない|見つかりません|存在しない|不存在|找不到|未找到", "not found"),
+        (r"タイムアウト|超时|超時|期限超過", "timeout deadline"),
+        (r"過負荷|过载|混雑|負荷が高い|容量不足", "overloaded"),
+        (r"期限切れ|过期|失効", "expired"),
+        (r"権限|权限|許可がない", "permission"),
+        (r"課金|请求付款|结算|计费|账单|支払い", "billing"),
+        (r"朗読|复述|背诵|引用ブロック", "recitation"),
+        (r"コンテキスト長|上下文长度|トークン数の上限|令牌上限", "token limit context window"),
+        (r"接続リセット|连接重置|连接被重置", "connection reset"),
+        (r"証明書|证书", "certificate"),
+        (r"プロキシ|代理", "proxy"),
+        (r"出力トークン|输出令牌|输出 token", "max tokens output"),
+    )
+)
+
+# Numbers that stand for names in the API's enums, read only where the text says which enum it is.
+FINISH_REASON_NUMBERS = {
+    "1": "STOP",
+    "2": "MAX_TOKENS",
+    "3": "SAFETY",
+    "4": "RECITATION",
+    "5": "OTHER",
+    "6": "BLOCKLIST",
+    "7": "PROHIBITED_CONTENT",
+    "8": "SPII",
+    "9": "MALFORMED_FUNCTION_CALL",
+}
+GRPC_CODES = {
+    "1": "CANCELLED",
+    "2": "UNKNOWN",
+    "3": "INVALID_ARGUMENT",
+    "4": "DEADLINE_EXCEEDED",
+    "5": "NOT_FOUND",
+    "7": "PERMISSION_DENIED",
+    "8": "RESOURCE_EXHAUSTED",
+    "9": "FAILED_PRECONDITION",
+    "13": "INTERNAL",
+    "14": "UNAVAILABLE",
+    "16": "UNAUTHENTICATED",
+}
+FINISH_NUMBER_RE = re.compile(r"\bfinish_?reason\s*(?:[=:]|is|of)?\s*`?(\d)\b", re.I)
+GRPC_NUMBER_RE = re.compile(r"\b(?:code\s*[=:]\s*|grpc (?:status |code )?|StatusCode\s*)(\d{1,2})\b", re.I)
+STATUS_NAME_RE = re.compile(r"\b(?:" + "|".join(GRPC_CODES.values()) + r"|FAILED_PRECONDITION|OUT_OF_RANGE)\b")
+
+
+def expand(text: str, *, number_kind: str | None = None) -> str:
+    """`text` with enum numbers named and glossary words translated, appended so nothing is lost.
+
+    `number_kind` ("finish_reason" or "grpc") says how to read a bare number that is a whole cell.
+    """
+    extra: list[str] = []
+    extra += [f"finish_reason {FINISH_REASON_NUMBERS[n]}" for n in FINISH_NUMBER_RE.findall(text)]
+    extra += [GRPC_CODES[n] for n in GRPC_NUMBER_RE.findall(text) if n in GRPC_CODES]
+    bare = text.strip().split(None, 1)[0] if text.strip() else ""
+    if number_kind == "finish_reason" and bare in FINISH_REASON_NUMBERS:
+        extra.append(f"finish_reason {FINISH_REASON_NUMBERS[bare]}")
+    elif number_kind == "grpc" and bare in GRPC_CODES and not STATUS_NAME_RE.search(text):
+        extra.append(GRPC_CODES[bare])
+    if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
+        extra += [english for pattern, english in GLOSSARY if pattern.search(text)]
+    return f"{text} ({'; '.join(dict.fromkeys(extra))})" if extra else text
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    for suffix in ("ions", "ion", "ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Content words of `text`, stemmed, without the generic ones; UPPER_CASE codes split into words."""
+    words = re.findall(r"[A-Za-z][A-Za-z]+", text.replace("_", " "))
+    return [_stem(w) for w in words if w.lower() not in GENERIC_WORDS and len(w) > 1]
+
+
+@dataclass(frozen=True)
+class TopicScore:
+    entry_id: str
+    score: float
+    words: tuple[str, ...]
+
+
+class Topics:
+    """Each family's vocabulary, read from the curated entries, and a scorer over it."""
+
+    STRONG = 1.0
+    WEAK = 0.35
+
+    def __init__(self, kb: KnowledgeBase):
+        strong: dict[str, set[str]] = {}
+        weak: dict[str, set[str]] = {}
+        tokens: dict[str, list[str]] = {}
+        for sig in kb.signatures:
+            if sig.kind in ("reasons", "finish_reasons"):
+                tokens.setdefault(sig.entry_id, []).append(sig.text)
+        for entry_id, entry in kb.entries.items():
+            if not entry.reviewed:
+                continue
+            strong[entry_id] = set(
+                terms(" ".join([entry_id.replace("-", " "), entry.title, *tokens.get(entry_id, [])]))
+            )
+            weak[entry_id] = set(terms(" ".join([entry.summary, *entry.causes]))) - strong[entry_id]
+        n = len(strong) or 1
+        df: dict[str, int] = {}
+        for words in strong.values():
+            for w in words:
+                df[w] = df.get(w, 0) + 1
+        self.idf = {w: math.log(1 + n / c) for w, c in df.items()}
+        self.unknown_idf = math.log(1 + n)
+        self.strong, self.weak = strong, weak
+
+    def score(self, text: str) -> list[TopicScore]:
+        """Families ranked by the share of `text`'s distinctive words their vocabulary has."""
+        words = list(dict.fromkeys(terms(text)))
+        if not words:
+            return []
+        # Words no family uses count half: a heading's odd word should not hide what it names.
+        mass = sum(self.idf.get(w, self.unknown_idf * 0.5) for w in words)
+        ranked = []
+        for entry_id, vocab in self.strong.items():
+            hit = [w for w in words if w in vocab]
+            got = sum(self.idf[w] for w in hit) * self.STRONG
+            got += sum(self.idf.get(w, 0.0) for w in words if w in self.weak[entry_id] and w not in hit) * self.WEAK
+            if hit:
+                ranked.append(TopicScore(entry_id, got / mass, tuple(hit)))
+        return sorted(ranked, key=lambda t: (-t.score, t.entry_id))
+
+
+# What is not a Gemini API problem, with the reason shown in the dry run. Checked against what a unit
+# is about (its heading, the identifying cells of a row, the error line and cause of a bullet group).
+OTHER_VENDOR_RE = re.compile(
+    r"\b(?:openai|chatgpt|gpt-[345]\w*|deepseek|anthropic|claude|mistral|cohere|groq|bedrock|ollama|"
+    r"azure openai|perplexity|xai|grok)\b",
+    re.I,
+)
+SCOPE_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "own-endpoint",
+        re.compile(
+            r"\bour (?:own )?(?:gateway|proxy|portal|endpoint|service|backend|api|server)\b|"
+            r"(?<![\w.])/(?:api|internal|v\d)/[\w/-]+|\bin our (?:gateway|proxy)\b",
+            re.I,
+        ),
+        "the application's own endpoint or status, not the Gemini API's",
+    ),
+    (
+        "local-tooling",
+        re.compile(
+            r"\b(?:EADDRINUSE|MODULE_NOT_FOUND|command not found|sandbox\w*|exit codes?|npm (?:install|run|WARN)|"
+            r"node_modules|settings\.json|Docker|Podman|Seatbelt|PATH\b|interactive mode|preflight)",
+            re.I,
+        ),
+        "a local tool or install problem, outside the knowledge base",
+    ),
+)
+
+
+def out_of_scope(subject: str) -> str | None:
+    """Why `subject` is outside the knowledge base, or None when it may be a Gemini API problem."""
+    vendor = OTHER_VENDOR_RE.search(subject)
+    if vendor and not re.search(r"\bgemini\b|\bvertex\b|\bgoogle\b", subject, re.I):
+        return f"another vendor's error ({vendor.group(0)})"
+    for _name, pattern, reason in SCOPE_RULES:
+        if pattern.search(subject):
+            return reason
+    return None
