@@ -385,7 +385,7 @@ def text_document(text: str) -> Document:
                 i += 1
                 table.append(lines[i].strip())
             blocks.append(Block("table", rows=_table_rows(table)))
-        elif looks_like_heading(stripped) and _has_next(lines, i):
+        elif looks_like_heading(stripped) and _has_next(lines, i) and not QA_LINE_RE.match(stripped):
             blocks.append(Block("heading", stripped, level=2))  # flattened text keeps no nesting to trust
         else:
             lead, run_on, ordered = _split_run_on(stripped)

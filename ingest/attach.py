@@ -123,7 +123,8 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
 
 
 TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
-BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families the heading allows
+BODY_TOPIC_WEIGHT = 0.2  # the body's words only break ties between families the heading allows
+PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
 
 
@@ -181,9 +182,14 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
             scores[entry_id] = scores.get(entry_id, 0.0) + NAMING_BONUS * share
             why[entry_id] = f'heading names "{entry_id}"' + (f" + {why[entry_id]}" if entry_id in why else "")
     best_heading = max(scores.values(), default=0.0)
-    if unit.kind == "faq" or (best_heading < ATTACH_SCORE and (names_an_error(heading) or unit.kind != "section")):
-        for m in match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches:
-            offer(m.id, m.score, m.why)
+    if unit.kind != "section" or names_an_error(heading) or best_heading >= PARTIAL_HEADING:
+        text = {m.id: m for m in match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches}
+        if best_heading >= ATTACH_SCORE:
+            # The heading decided; the text only breaks ties between what it allows.
+            scores = {k: v + 0.1 * (text[k].score if k in text else 0.0) for k, v in scores.items()}
+        else:
+            for m in text.values():
+                offer(m.id, m.score, m.why)
     if max(scores.values(), default=0.0) < ATTACH_SCORE:
         for entry_id, score, reason in _evidence(unit, kb):
             offer(entry_id, score, reason)
@@ -202,6 +208,9 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
         entries = kb.entries
         related = entries[best].specialises == second or entries[second].specialises == best
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
+            parent = entries[best].specialises
+            if parent and parent == entries[second].specialises:
+                return parent, min(score, 1.0), f"{best} and {second} both fit: their common family"
             return None, score, f"{best} and {second} fit equally well"
     return best, min(score, 1.0), why[best]
 

@@ -111,6 +111,8 @@ def expand(text: str, *, number_kind: str | None = None) -> str:
 
 def _stem(word: str) -> str:
     word = word.lower()
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        word = word[:-1]
     for suffix in ("ions", "ion", "ing", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
