@@ -338,7 +338,9 @@ def text_document(text: str) -> Document:
             and not looks_like_code(prev)
             and not looks_like_code(line)
         )
-        if continues:
+        if re.fullmatch(r"\s*[1-5]\d\d\s*", prev) and re.fullmatch(r"\s*`?[A-Z][A-Z_]{3,40}`?\s*", line):
+            lines[-1] = f"{prev.strip()} {line.strip()}"  # a table's code and status cells, one per line
+        elif continues:
             lines[-1] = prev + " " + line.strip()
         else:
             lines.append(line)

@@ -124,6 +124,7 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
 
 TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
 BODY_TOPIC_WEIGHT = 0.2  # the body's words only break ties between families the heading allows
+BODY_DECIDES = 0.1  # between two families the heading fits equally, a body this much closer to one decides
 PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
 
@@ -137,10 +138,10 @@ def _scope_text(unit: Unit) -> str:
     return unit.heading
 
 
-def _evidence(unit: Unit, kb: KnowledgeBase) -> list[tuple[str, float, str]]:
-    """Families that the unit's machine output (code blocks, quoted errors) names confidently."""
+def _evidence(unit: Unit, kb: KnowledgeBase, *, quoted: bool = True) -> list[tuple[str, float, str]]:
+    """Families that the unit's machine output (code blocks, and quoted errors if `quoted`) names confidently."""
     found: dict[str, tuple[float, str]] = {}
-    for text in [*unit.advice.code, *unit.messages][:8]:
+    for text in [*unit.advice.code, *(unit.messages if quoted else [])][:8]:
         if not ERROR_TOKEN_RE.search(text) and not re.search(r"\b(?:Error|Exception|error|timed out)\b", text):
             continue
         result = match(text, kb, limit=2, about_gemini=True)
@@ -190,7 +191,9 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
         else:
             for m in text.values():
                 offer(m.id, m.score, m.why)
+    evidence = {}
     if max(scores.values(), default=0.0) < ATTACH_SCORE:
+        evidence = {entry_id: score for entry_id, score, _ in _evidence(unit, kb)}
         for entry_id, score, reason in _evidence(unit, kb):
             offer(entry_id, score, reason)
     if not scores:
@@ -208,6 +211,11 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
         entries = kb.entries
         related = entries[best].specialises == second or entries[second].specialises == best
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
+            if best in evidence and second in evidence:
+                return best, min(score, 1.0), why[best]  # two quoted errors: the other is added beside it
+            if abs(body.get(best, 0.0) - body.get(second, 0.0)) >= BODY_DECIDES:
+                pick = best if body.get(best, 0.0) > body.get(second, 0.0) else second
+                return pick, min(scores[pick], 1.0), f"{why[pick]}; the text is about {pick}"
             parent = entries[best].specialises
             if parent and parent == entries[second].specialises:
                 return parent, min(score, 1.0), f"{best} and {second} both fit: their common family"
@@ -320,7 +328,7 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
             clean = _without_conflicts(unit, entry_id, kb, table, plan)
             plan.placements.append(Placement(clean, entry_id, score, why))
             # Machine output naming another family confidently is about that family too.
-            for other, other_score, other_why in _evidence(unit, kb):
+            for other, other_score, other_why in _evidence(unit, kb, quoted=False):
                 if other != entry_id and other not in {p.entry_id for p in plan.placements if p.unit is clean}:
                     plan.placements.append(Placement(clean, other, other_score, other_why))
         elif (

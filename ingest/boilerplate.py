@@ -69,7 +69,7 @@ BOILERPLATE_HEADING_RE = re.compile(
 )
 # Headings that are a lone label of the page (a badge, a share bar): dropped without what follows them.
 BOILERPLATE_LABEL_RE = re.compile(
-    r"^\W*(?:premium article|member-only story|members? only|editorial note|corrections?|tags|share|listen|follow|"
+    r"^\W*(?:premium article|terms|privacy|send feedback|skip to main content|sign in|member-only story|members? only|editorial note|corrections?|tags|share|listen|follow|"
     r"updated \w+ \d{1,2},? ?\d{0,4}|\d+ min read|advertisement|sponsored|reply|"
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w* \d{1,2},? \d{4}|\d{4}-\d\d-\d\d)\W*$",
     re.I,

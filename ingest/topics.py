@@ -28,7 +28,7 @@ GENERIC_WORDS = frozenset(
     """a an and are as at be by can check common did do does error errors fail failed failing fails fix fixes
     for from gemini get got google guide has have how i if in is issue issues it its my not of on or our
     problem problems request requests see than that the this to troubleshooting use using was what when
-    which why with you your api apis call calls code codes status http message messages help solution
+    backend bug known feedback which why with you your api apis call calls code codes status http message messages help solution
     solutions step steps way works working understand understanding handling handle note notes""".split()
 )
 
@@ -160,6 +160,7 @@ class Topics:
         self.idf = {w: math.log(1 + n / c) for w, c in df.items()}
         self.unknown_idf = math.log(1 + n)
         self.strong, self.weak = strong, weak
+        self.names = {entry_id: set(terms(entry_id.replace("-", " "))) for entry_id in strong}
 
     def score(self, text: str) -> list[TopicScore]:
         """Families ranked by the share of `text`'s distinctive words their vocabulary has."""
@@ -172,6 +173,8 @@ class Topics:
         for entry_id, vocab in self.strong.items():
             hit = [w for w in words if w in vocab]
             got = sum(self.idf[w] for w in hit) * self.STRONG
+            if len(hit) == 1 and hit[0] not in self.names[entry_id]:
+                got *= 0.5  # one shared title word ("file", "model") is a hint, not a subject
             got += sum(self.idf.get(w, 0.0) for w in words if w in self.weak[entry_id] and w not in hit) * self.WEAK
             if hit:
                 ranked.append(TopicScore(entry_id, got / mass, tuple(hit)))
