@@ -327,6 +327,11 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
         if entry_id is not None:
             clean = _without_conflicts(unit, entry_id, kb, table, plan)
             plan.placements.append(Placement(clean, entry_id, score, why))
+            # A heading naming two families in full ("Invalid or Missing API Key") is about both.
+            words = _words(expand(unit.heading))
+            for other in kb.entries:
+                if other != entry_id and len(other.split("-")) > 2 and _naming(other, words)[0] >= 1.0:
+                    plan.placements.append(Placement(clean, other, score, f'heading also names "{other}"'))
             # Machine output naming another family confidently is about that family too.
             for other, other_score, other_why in _evidence(unit, kb, quoted=False):
                 if other != entry_id and other not in {p.entry_id for p in plan.placements if p.unit is clean}:

@@ -77,7 +77,7 @@ BOILERPLATE_LABEL_RE = re.compile(
 
 # Short blocks that are boilerplate wherever they appear.
 BOILERPLATE_TEXT_RE = re.compile(
-    r"(?:\bmembers?\b(?!\w)|\bmembership\b|\bsubscribe\b|\bnewsletter\b|\bsign up\b|\bsign in\b|\bad-free\b|"
+    r"(?:\bmembers?\b(?!\w)|\bmembership\b|\bsubscribe\b|\bnewsletter\b|\bsign up\b|^sign in\b|\bsign in to (?:continue|read|comment|follow)\b|\bad-free\b|"
     r"\baffiliate links?\b|\bcookies?\b|\bclaps?\b|\bfollowers?\b|\b\d+ min read\b|\bpremium article\b|"
     r"\bcontinue reading\b|thank you for reading|thanks for reading|\bview membership\b|\bcancel anytime\b|"
     r"\bsecure payment\b|\bshare (?:this|on)\b|\bcopyright\b|©|all rights reserved|\bpublished in\b|"
