@@ -153,7 +153,11 @@ def html_document(html: str) -> Document:
     head_title = _squash(soup.title.get_text()) if soup.title else ""
     root = soup.find("article") or soup.find("main") or soup.body or soup
     blocks: list[Block] = []
-    _html_blocks(root, blocks)
+    try:
+        _html_blocks(root, blocks)
+    except RecursionError:
+        # Nesting deeper than Python's stack (hostile or broken markup): keep the text, lose the structure.
+        return text_document(root.get_text("\n"))
     h1 = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "")
     return Document(h1 or head_title, blocks)
 

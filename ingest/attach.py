@@ -172,7 +172,7 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
 
     for m in match(heading, kb, limit=6, about_gemini=True).matches:
         offer(m.id, m.score, m.why)
-    for t in topics.score(heading)[:6]:
+    for t in topics.score(expand(unit.heading))[:6]:  # its own words, not a parent's
         offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
     heading_words = _words(expand(unit.heading))
     order: dict[str, int] = {}
