@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 if items:
                     print(f"    {label}: {', '.join(sorted(map(str, items)))}")
     recall, wrong = total(scores)
-    print(f"{'TOTAL':<{width}}  {sum(len(s.expected) for s in scores):>8}  "
-          f"{sum(len(s.attached) for s in scores):>8}  {recall:>6.2f}  {wrong:>5.2f}")
+    print(
+        f"{'TOTAL':<{width}}  {sum(len(s.expected) for s in scores):>8}  "
+        f"{sum(len(s.attached) for s in scores):>8}  {recall:>6.2f}  {wrong:>5.2f}"
+    )
     return 0
 
 

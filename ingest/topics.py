@@ -28,8 +28,9 @@ GENERIC_WORDS = frozenset(
     """a an and are as at be by can check common did do does error errors fail failed failing fails fix fixes
     for from gemini get got google guide has have how i if in is issue issues it its my not of on or our
     problem problems request requests see than that the this to troubleshooting use using was what when
-    backend bug known feedback which why with you your api apis call calls code codes status http message messages help solution
-    solutions step steps way works working understand understanding handling handle note notes""".split()
+    backend bug known feedback which why with you your api apis call calls code codes status http message
+    messages help solution solutions step steps way works working understand understanding
+    handling handle note notes""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.

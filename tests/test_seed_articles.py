@@ -14,10 +14,8 @@ from kb.store import PROJECT_ROOT, open_kb
 from tests.test_articles import _all_text
 
 # Beside the checkout, or two levels up for a git worktree under /work/wt.
-SEEDS = next(
-    (p for p in (PROJECT_ROOT.parent / "shared" / "seeds", PROJECT_ROOT.parent.parent / "shared" / "seeds") if p.exists()),
-    PROJECT_ROOT.parent / "shared" / "seeds",
-)
+_PLACES = (PROJECT_ROOT.parent / "shared" / "seeds", PROJECT_ROOT.parent.parent / "shared" / "seeds")
+SEEDS = next((p for p in _PLACES if p.exists()), _PLACES[0])
 FLATTENED = SEEDS / "000_90945c56374dbafe.txt"  # a web page copied as text, paywall and related lists
 LISTS = SEEDS / "004_3e0125443f0a596d.txt"  # bullet lists, a table, an FAQ, common error messages
 
