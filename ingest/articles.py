@@ -46,8 +46,11 @@ ANSWER_PREFIX_RE = re.compile(r"^\**a(?:nswer)?\**\s*[:.]\**\s*", re.I)
 QA_PREFIX_RE = re.compile(r"^\**q(?:uestion)?\**\s*[:.]", re.I)
 # Headings that name a part of one problem ("Symptom", "Cause", "Fix"), not a problem of their own.
 ROLE_HEADING_RE = re.compile(
-    r"^(?:symptoms?|what you see|(?:root )?causes?|why(?: it happens)?|fix(?:es)?|the fix|how to fix(?: it)?|"
-    r"solutions?|resolution|workarounds?|diagnosis|how to confirm|steps|what to do)$",
+    r"^(?:symptoms?|what you see|(?:root )?causes?|why(?: (?:it|this) happens)?|fix(?:es)?|the fix|"
+    r"how to (?:fix|resolve|solve)(?: it| this(?: error)?)?|solutions?|resolution|workarounds?|diagnosis|"
+    r"how to confirm|steps|what to do|what (?:this|the) error means|what it means|meaning|"
+    r"(?:common|likely|possible|probable|typical) causes|root cause analysis|step[- ]by[- ]step(?: fix| guide)?|"
+    r"possible solutions|(?:code )?examples?|code samples?)$",
     re.I,
 )
 FAQ_HEADING_RE = re.compile(r"\b(?:faq|frequently asked|questions|q ?& ?a)\b", re.I)

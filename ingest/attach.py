@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ingest.articles import Advice, Article, Unit
 from ingest.conflicts import Conflict, check_items, heading_conflict, rules
 from ingest.guides import Guide, Signature
-from ingest.topics import Topics, expand, out_of_scope
+from ingest.topics import Topics, expand, out_of_scope, platform_missing
 from kb.matcher import match
 from kb.signals import extract
 from kb.store import KnowledgeBase
@@ -27,7 +27,7 @@ ATTACH_MARGIN = 0.08  # over the runner-up, unless one family refines the other
 NAMING_BONUS = 0.6  # the heading names every distinctive word of the family's id
 NAMING_MIN = 0.66  # share of an id's distinctive words the heading must name
 SIGNATURE_SCORE = 0.6  # a quoted message must match its family at least this well
-GENERIC_ID_WORDS = frozenset({"error", "api", "or"})
+GENERIC_ID_WORDS = frozenset({"error", "api", "or", "not"})
 ERROR_TOKEN_RE = re.compile(
     r"\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\b\w+(?:Error|Exception|Exhausted|Unavailable|NotFound|Denied)\b|"
     r"\b[1-5]\d\d\b\s+[A-Z]"
@@ -151,7 +151,9 @@ def _evidence(unit: Unit, kb: KnowledgeBase, *, quoted: bool = True) -> list[tup
     return sorted(((k, v[0], v[1]) for k, v in found.items()), key=lambda t: -t[1])
 
 
-def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -> tuple[str | None, float, str]:
+def choose_family(
+    unit: Unit, kb: KnowledgeBase, topics: Topics | None = None, *, title: str = ""
+) -> tuple[str | None, float, str]:
     """The family a unit is about, its score and why; None when nothing is clear enough.
 
     A unit is about what its heading (a row's identifying cells, a group's error line) says, read by
@@ -162,7 +164,7 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
     reason = out_of_scope(_scope_text(unit))
     if reason:
         return None, 0.0, reason
-    heading = expand(subject(unit))
+    heading = expand(subject(unit, title))
     scores: dict[str, float] = {}
     why: dict[str, str] = {}
 
@@ -196,6 +198,8 @@ def choose_family(unit: Unit, kb: KnowledgeBase, topics: Topics | None = None) -
         evidence = {entry_id: score for entry_id, score, _ in _evidence(unit, kb)}
         for entry_id, score, reason in _evidence(unit, kb):
             offer(entry_id, score, reason)
+    context = "\n".join([title, *unit.parents, unit.heading, unit.text])
+    scores = {k: v for k, v in scores.items() if not platform_missing(k, context)}
     if not scores:
         return None, 0.0, "not about a specific error"
     body = {t.entry_id: t.score for t in topics.score(expand(unit.text))}
@@ -234,15 +238,15 @@ def names_an_error(heading: str) -> bool:
 BARE_STATUS_RE = re.compile(r"(?<![\w.])([45]\d\d)(?![\w.])")
 
 
-def subject(unit: Unit) -> str:
-    """What a unit is about: its heading, after the nearest enclosing heading that names an error.
+def subject(unit: Unit, title: str = "") -> str:
+    """What a unit is about: its heading, after the nearest enclosing heading (or the title) that names an error.
 
     A bare status code in a heading ("Why do I get 429?") is spelt out as one, which the matcher
     would not assume of a number in a paste.
     """
     heading = unit.heading
     if unit.kind != "faq" and not names_an_error(heading):
-        named = [p for p in unit.parents if names_an_error(p)]
+        named = [p for p in (title, *unit.parents) if p and names_an_error(p)]
         heading = f"{named[-1]}: {heading}" if named else heading
     codes = BARE_STATUS_RE.findall(heading)
     if len(set(codes)) == 1 and not extract(heading).http_status:
@@ -322,10 +326,13 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
     topics = Topics(kb)
     table = rules(kb.entries)
     for unit in article.units:
-        entry_id, score, why = choose_family(unit, kb, topics)
+        entry_id, score, why = choose_family(unit, kb, topics, title=article.title)
         home = entry_id
         if entry_id is not None:
             clean = _without_conflicts(unit, entry_id, kb, table, plan)
+            if not clean.advice and unit.advice:
+                plan.placements.append(Placement(unit, None, score, f"only claims that contradict {entry_id}'s guide"))
+                continue
             plan.placements.append(Placement(clean, entry_id, score, why))
             # A heading naming two families in full ("Invalid or Missing API Key") is about both.
             words = _words(expand(unit.heading))

@@ -30,7 +30,7 @@ GENERIC_WORDS = frozenset(
     problem problems request requests see than that the this to troubleshooting use using was what when
     backend bug known feedback which why with you your api apis call calls code codes status http message
     messages help solution solutions step steps way works working understand understanding
-    handling handle note notes""".split()
+    handling handle note notes ai studio service services""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
@@ -45,7 +45,7 @@ GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"停用|ブロック|拦截|屏蔽|封禁|阻止", "blocked"),
         (r"安全フィルター|安全性|セーフティ|安全过滤|安全", "safety"),
         (r"所在地|地域|地区|国家|区域|国/地域", "location region"),
-        (r"サポートされていません|サポート外|不支持|不受支持", "not supported"),
+        (r"サポートされていません|サポート外|不支持|不受支持", "not supported unsupported"),
         (r"モデル|模型", "model"),
         (r"見つからない|見つかりません|存在しない|不存在|找不到|未找到", "not found"),
         (r"タイムアウト|超时|超時|期限超過", "timeout deadline"),
@@ -56,6 +56,9 @@ GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"朗読|复述|背诵|引用ブロック", "recitation"),
         (r"コンテキスト長|上下文长度|トークン数の上限|令牌上限", "token limit context window"),
         (r"接続リセット|连接重置|连接被重置", "connection reset"),
+        (r"超限|超出|超过|超過|上限に達", "exceeded"),
+        (r"每分钟|每分鐘|毎分|1\s?分あたり", "per minute"),
+        (r"每天|每日|1\s?日あたり|日次", "per day daily"),
         (r"証明書|证书", "certificate"),
         (r"プロキシ|代理", "proxy"),
         (r"出力トークン|输出令牌|输出 token", "max tokens output"),
@@ -203,12 +206,25 @@ SCOPE_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         "local-tooling",
         re.compile(
             r"\b(?:EADDRINUSE|MODULE_NOT_FOUND|command not found|sandbox\w*|exit codes?|npm (?:install|run|WARN)|"
-            r"node_modules|settings\.json|Docker|Podman|Seatbelt|PATH\b|interactive mode|preflight)",
+            r"node_modules|settings\.json|Docker|Podman|Seatbelt|(?-i:PATH)\b|interactive mode|preflight)",
             re.I,
         ),
         "a local tool or install problem, outside the knowledge base",
     ),
 )
+
+
+# Words in a family's id that name a platform: the family fits only an article that names it too.
+PLATFORM_WORDS: dict[str, re.Pattern[str]] = {"vertex": re.compile(r"\bvertex\b|aiplatform", re.I)}
+
+
+def platform_missing(entry_id: str, text: str) -> str | None:
+    """The platform `entry_id` is specific to when `text` never names it, else None."""
+    for word in entry_id.split("-"):
+        pattern = PLATFORM_WORDS.get(word)
+        if pattern and not pattern.search(text):
+            return word
+    return None
 
 
 def out_of_scope(subject: str) -> str | None:
