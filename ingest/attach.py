@@ -124,6 +124,8 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
 
 TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
 BODY_TOPIC_WEIGHT = 0.2  # the body's words only break ties between families the heading allows
+QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
+REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
 BODY_DECIDES = 0.1  # between two families the heading fits equally, a body this much closer to one decides
 PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
@@ -174,8 +176,15 @@ def choose_family(
 
     for m in match(heading, kb, limit=6, about_gemini=True).matches:
         offer(m.id, m.score, m.why)
-    for t in topics.score(expand(unit.heading))[:6]:  # its own words, not a parent's
+    for quoted in QUOTED_RE.findall(unit.heading)[:4]:  # an error quoted in a question is matched on its own
+        top = match(quoted, kb, limit=1, about_gemini=True).top
+        if top and top.score >= SIGNATURE_SCORE:
+            offer(top.id, top.score, f"quoted in the heading: {top.why}")
+    own_topics = topics.score(expand(unit.heading))[:6]
+    for t in own_topics:  # its own words, not a parent's
         offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
+    refines = {t.entry_id: t for t in own_topics if TOPIC_WEIGHT * t.score >= REFINES_SCORE}
+    own = {t.entry_id: t.score for t in own_topics}
     heading_words = _words(expand(unit.heading))
     order: dict[str, int] = {}
     for entry_id in kb.entries:
@@ -206,6 +215,20 @@ def choose_family(
     scores = {k: v + BODY_TOPIC_WEIGHT * body.get(k, 0.0) for k, v in scores.items()}
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], order.get(kv[0], 1_000), kv[0]))
     best, score = ranked[0]
+    child = next(
+        (
+            c
+            for c in refines
+            if c in scores
+            and kb.entries[c].specialises == best
+            and set(refines[c].words) - topics.strong.get(best, set())
+            and refines[c].score > own.get(best, 0.0) + 0.1
+        ),
+        None,
+    )
+    if child and score >= ATTACH_SCORE:
+        # A subsection's own words name a narrower family of what its parent heading is about.
+        return child, min(score, 1.0), f"{why[best]}; its own heading is about {', '.join(refines[child].words)}"
     if score < ATTACH_SCORE:
         if not names_an_error(heading):
             return None, score, "not about a specific error"
@@ -338,7 +361,8 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
             words = _words(expand(unit.heading))
             for other in kb.entries:
                 if other != entry_id and len(other.split("-")) > 2 and _naming(other, words)[0] >= 1.0:
-                    plan.placements.append(Placement(clean, other, score, f'heading also names "{other}"'))
+                    also = _without_conflicts(unit, other, kb, table, plan)
+                    plan.placements.append(Placement(also, other, score, f'heading also names "{other}"'))
             # Machine output naming another family confidently is about that family too.
             for other, other_score, other_why in _evidence(unit, kb, quoted=False):
                 if other != entry_id and other not in {p.entry_id for p in plan.placements if p.unit is clean}:

@@ -65,6 +65,22 @@ GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
+# English words guides use for what the KB's ids and titles call otherwise.
+SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.I), word)
+    for pattern, word in (
+        (
+            r"\b(?:wrong|incorrect|bad|non-working|not working|rejected)\s+(?:api\s+)?keys?\b|"
+            r"\bkeys?\s+(?:is\s+|are\s+)?(?:wrong|incorrect|bad|rejected)\b|\b(?:missing or|or) wrong\b",
+            "invalid",
+        ),
+        (r"\b(?:exposed|compromised|published|public repo)", "leaked"),
+        (r"\bthrottl\w*|\brate[- ]limited\b", "rate limit"),
+        (r"\bnot enabled\b|\bturned off\b", "disabled"),
+        (r"\btimed out\b|\btime-?outs?\b", "timeout"),
+    )
+)
+
 # Numbers that stand for names in the API's enums, read only where the text says which enum it is.
 FINISH_REASON_NUMBERS = {
     "1": "STOP",
@@ -110,6 +126,7 @@ def expand(text: str, *, number_kind: str | None = None) -> str:
         extra.append(GRPC_CODES[bare])
     if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
         extra += [english for pattern, english in GLOSSARY if pattern.search(text)]
+    extra += [word for pattern, word in SYNONYMS if pattern.search(text)]
     return f"{text} ({'; '.join(dict.fromkeys(extra))})" if extra else text
 
 
