@@ -185,7 +185,7 @@ def choose_family(
         offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
     refines = {t.entry_id: t for t in own_topics if TOPIC_WEIGHT * t.score >= REFINES_SCORE}
     own = {t.entry_id: t.score for t in own_topics}
-    heading_words = _words(expand(unit.heading))
+    heading_words = _words(unit.heading)  # named in the heading's own words (synonyms only feed the topics)
     order: dict[str, int] = {}
     for entry_id in kb.entries:
         share, position = _naming(entry_id, heading_words)
@@ -319,6 +319,27 @@ def _known_signatures(kb: KnowledgeBase) -> dict[str, str]:
     return {s.text.casefold(): s.entry_id for s in kb.signatures if s.kind != "prose"}
 
 
+CAUSE_SCORE = 0.6  # a cause item's own topic score (weighted) that makes it about a family
+
+
+def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics) -> list[str]:
+    """Families close to `entry_id` (its narrower or sibling families) that one cause item is all about."""
+    entry = kb.entries[entry_id]
+    found = []
+    for cause in unit.advice.causes[:8]:
+        ranked = topics.score(expand(cause))
+        if not ranked or TOPIC_WEIGHT * ranked[0].score < CAUSE_SCORE:
+            continue
+        top = ranked[0]
+        if len(ranked) > 1 and top.score - ranked[1].score < ATTACH_MARGIN:
+            continue
+        other = kb.entries[top.entry_id]
+        close = other.specialises == entry_id or (other.specialises and other.specialises == entry.specialises)
+        if top.entry_id != entry_id and close and top.entry_id not in found:
+            found.append(top.entry_id)
+    return found
+
+
 def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan: ArticlePlan) -> Unit:
     """The unit with every claim that contradicts the family's guide taken out (and listed)."""
     entry = kb.entries[entry_id]
@@ -363,6 +384,10 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
                 if other != entry_id and len(other.split("-")) > 2 and _naming(other, words)[0] >= 1.0:
                     also = _without_conflicts(unit, other, kb, table, plan)
                     plan.placements.append(Placement(also, other, score, f'heading also names "{other}"'))
+            # A cause that is, on its own, about a narrower or sibling family adds that family.
+            for other in _cause_families(clean, entry_id, kb, topics):
+                if other not in {p.entry_id for p in plan.placements if p.unit.heading == unit.heading}:
+                    plan.placements.append(Placement(clean, other, CAUSE_SCORE, "one of its causes is about it"))
             # Machine output naming another family confidently is about that family too.
             for other, other_score, other_why in _evidence(unit, kb, quoted=False):
                 if other != entry_id and other not in {p.entry_id for p in plan.placements if p.unit is clean}:

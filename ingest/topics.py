@@ -30,7 +30,7 @@ GENERIC_WORDS = frozenset(
     problem problems request requests see than that the this to troubleshooting use using was what when
     backend bug known feedback which why with you your api apis call calls code codes status http message
     messages help solution solutions step steps way works working understand understanding
-    handling handle note notes ai studio service services""".split()
+    handling handle note notes ai studio service services non""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
