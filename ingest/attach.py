@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ingest.articles import Advice, Article, Unit
 from ingest.conflicts import Conflict, check_items, heading_conflict, rules
 from ingest.guides import Guide, Signature
-from ingest.topics import Topics, expand, out_of_scope, platform_missing
+from ingest.topics import Topics, expand, out_of_scope, platform_missing, stem
 from kb.matcher import match
 from kb.signals import extract
 from kb.store import KnowledgeBase
@@ -34,16 +34,8 @@ ERROR_TOKEN_RE = re.compile(
 )
 
 
-def _stem(word: str) -> str:
-    word = word.lower()
-    for suffix in ("ions", "ion", "ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
 def _words(text: str) -> list[str]:
-    return [_stem(w) for w in re.findall(r"[A-Za-z]+", text)]
+    return [stem(w) for w in re.findall(r"[A-Za-z]+", text)]
 
 
 @dataclass(frozen=True)
@@ -114,7 +106,7 @@ class ArticlePlan:
 
 def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
     """Share of the id's distinctive words the heading names, and where the first of them is."""
-    words = [_stem(w) for w in entry_id.split("-") if w not in GENERIC_ID_WORDS]
+    words = [stem(w) for w in entry_id.split("-") if w not in GENERIC_ID_WORDS]
     if not words:
         return 0.0, 0
     found = [heading_words.index(w) for w in words if w in heading_words]
@@ -126,7 +118,6 @@ TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's sco
 BODY_TOPIC_WEIGHT = 0.2  # the body's words only break ties between families the heading allows
 QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
 REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
-BODY_DECIDES = 0.1  # between two families the heading fits equally, a body this much closer to one decides
 PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
 
@@ -240,8 +231,8 @@ def choose_family(
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
             if best in evidence and second in evidence:
                 return best, min(score, 1.0), why[best]  # two quoted errors: the other is added beside it
-            if abs(body.get(best, 0.0) - body.get(second, 0.0)) >= BODY_DECIDES:
-                pick = best if body.get(best, 0.0) > body.get(second, 0.0) else second
+            pick = topics.tell_apart(best, second, expand(unit.text))
+            if pick:
                 return pick, min(scores[pick], 1.0), f"{why[pick]}; the text is about {pick}"
             parent = entries[best].specialises
             if parent and parent == entries[second].specialises:

@@ -30,7 +30,8 @@ GENERIC_WORDS = frozenset(
     problem problems request requests see than that the this to troubleshooting use using was what when
     backend bug known feedback which why with you your api apis call calls code codes status http message
     messages help solution solutions step steps way works working understand understanding
-    handling handle note notes ai studio service services non""".split()
+    handling handle note notes ai studio service services non review verify inspect
+    configuration settings correct""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
@@ -78,6 +79,7 @@ SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bthrottl\w*|\brate[- ]limited\b", "rate limit"),
         (r"\bnot enabled\b|\bturned off\b", "disabled"),
         (r"\btimed out\b|\btime-?outs?\b", "timeout"),
+        (r"\bnetwork\w*|\bconnectivity\b|\bfirewall", "connect"),
     )
 )
 
@@ -130,7 +132,8 @@ def expand(text: str, *, number_kind: str | None = None) -> str:
     return f"{text} ({'; '.join(dict.fromkeys(extra))})" if extra else text
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """A crude stem: plural and -ion/-ing/-ed endings off, so headings and titles meet."""
     word = word.lower()
     if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
         word = word[:-1]
@@ -143,7 +146,7 @@ def _stem(word: str) -> str:
 def terms(text: str) -> list[str]:
     """Content words of `text`, stemmed, without the generic ones; UPPER_CASE codes split into words."""
     words = re.findall(r"[A-Za-z][A-Za-z]+", text.replace("_", " "))
-    return [_stem(w) for w in words if w.lower() not in GENERIC_WORDS and len(w) > 1]
+    return [stem(w) for w in words if w.lower() not in GENERIC_WORDS and len(w) > 1]
 
 
 @dataclass(frozen=True)
@@ -183,13 +186,24 @@ class Topics:
         self.strong, self.weak = strong, weak
         self.names = {entry_id: set(terms(entry_id.replace("-", " "))) for entry_id in strong}
 
+    def tell_apart(self, one: str, other: str, text: str) -> str | None:
+        """Which of two families `text` is about, by the words each has and the other lacks; None if unclear."""
+        words = set(terms(text))
+        a = sum(self.idf[w] for w in words & (self.strong[one] - self.strong[other]))
+        b = sum(self.idf[w] for w in words & (self.strong[other] - self.strong[one]))
+        if a > 2 * b and a > 0:
+            return one
+        if b > 2 * a and b > 0:
+            return other
+        return None
+
     def score(self, text: str) -> list[TopicScore]:
         """Families ranked by the share of `text`'s distinctive words their vocabulary has."""
         words = list(dict.fromkeys(terms(text)))
         if not words:
             return []
-        # Words no family uses count half: a heading's odd word should not hide what it names.
-        mass = sum(self.idf.get(w, self.unknown_idf * 0.5) for w in words)
+        # Words no family uses count a quarter: a heading's odd word should not hide what it names.
+        mass = sum(self.idf.get(w, self.unknown_idf * 0.25) for w in words)
         ranked = []
         for entry_id, vocab in self.strong.items():
             hit = [w for w in words if w in vocab]
