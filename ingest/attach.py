@@ -118,6 +118,7 @@ TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's sco
 BODY_TOPIC_WEIGHT = 0.2  # the body's words only break ties between families the heading allows
 QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
 REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
+UNKNOWN_HEADING = 0.2  # below this, no family knows the error a heading names
 PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
 
@@ -181,11 +182,15 @@ def choose_family(
     for entry_id in kb.entries:
         share, position = _naming(entry_id, heading_words)
         order[entry_id] = position
-        if share >= NAMING_MIN and len(entry_id.split("-")) > 1:
+        status_words = (kb.entries[entry_id].status or "").lower().split("_")
+        if share >= NAMING_MIN and len(entry_id.split("-")) > 1 and entry_id.split("-") != status_words:
+            # (an id that is only the status name, "invalid-argument", is the matcher's to weigh)
             scores[entry_id] = scores.get(entry_id, 0.0) + NAMING_BONUS * share
             why[entry_id] = f'heading names "{entry_id}"' + (f" + {why[entry_id]}" if entry_id in why else "")
     best_heading = max(scores.values(), default=0.0)
-    if unit.kind != "section" or names_an_error(heading) or best_heading >= PARTIAL_HEADING:
+    # A section headed by an error code no family knows (JOB_STATE_PENDING) is a new problem, whatever its text.
+    unknown_code = unit.kind == "section" and best_heading < UNKNOWN_HEADING and ERROR_TOKEN_RE.search(unit.heading)
+    if not unknown_code and (unit.kind != "section" or names_an_error(heading) or best_heading >= PARTIAL_HEADING):
         text = {m.id: m for m in match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches}
         if best_heading >= ATTACH_SCORE:
             # The heading decided; the text only breaks ties between what it allows.
@@ -212,7 +217,7 @@ def choose_family(
             for c in refines
             if c in scores
             and kb.entries[c].specialises == best
-            and set(refines[c].words) - topics.strong.get(best, set())
+            and topics.distinctive(c, best) & set(refines[c].words)
             and refines[c].score > own.get(best, 0.0) + 0.1
         ),
         None,
@@ -326,7 +331,9 @@ def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics
             continue
         other = kb.entries[top.entry_id]
         close = other.specialises == entry_id or (other.specialises and other.specialises == entry.specialises)
-        if top.entry_id != entry_id and close and top.entry_id not in found:
+        # Two of its words, one that only this family's id has among its kin ("disabled", not "content").
+        named = close and topics.distinctive(top.entry_id, other.specialises or "") & set(top.words)
+        if top.entry_id != entry_id and named and len(top.words) > 1 and top.entry_id not in found:
             found.append(top.entry_id)
     return found
 

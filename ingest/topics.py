@@ -80,6 +80,10 @@ SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bnot enabled\b|\bturned off\b", "disabled"),
         (r"\btimed out\b|\btime-?outs?\b", "timeout"),
         (r"\bnetwork\w*|\bconnectivity\b|\bfirewall", "connect"),
+        (
+            r"\bnot (?:currently |yet )?(?:available|offered|supported) (?:in|for) your (?:location|country|region)",
+            "unsupported",
+        ),
     )
 )
 
@@ -149,6 +153,10 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in words if w.lower() not in GENERIC_WORDS and len(w) > 1]
 
 
+SHARED_BY = 3  # a word in this many families' vocabularies does not name one on its own
+MASS_CAP = 8.0  # about three distinctive words: more words in a heading do not dilute it further
+
+
 @dataclass(frozen=True)
 class TopicScore:
     entry_id: str
@@ -182,9 +190,17 @@ class Topics:
             for w in words:
                 df[w] = df.get(w, 0) + 1
         self.idf = {w: math.log(1 + n / c) for w, c in df.items()}
+        self.df = df
         self.unknown_idf = math.log(1 + n)
         self.strong, self.weak = strong, weak
         self.names = {entry_id: set(terms(entry_id.replace("-", " "))) for entry_id in strong}
+        self.parents = {entry_id: kb.entries[entry_id].specialises for entry_id in strong}
+
+    def distinctive(self, child: str, parent: str) -> set[str]:
+        """Words of `child`'s id that its parent and its siblings do not use ("vertex" in vertex-quota-exhausted)."""
+        siblings = {e for e, p in self.parents.items() if p == parent and e != child}
+        taken = self.strong.get(parent, set()).union(*(self.names[e] for e in siblings))
+        return self.names.get(child, set()) - taken
 
     def tell_apart(self, one: str, other: str, text: str) -> str | None:
         """Which of two families `text` is about, by the words each has and the other lacks; None if unclear."""
@@ -208,11 +224,12 @@ class Topics:
         for entry_id, vocab in self.strong.items():
             hit = [w for w in words if w in vocab]
             got = sum(self.idf[w] for w in hit) * self.STRONG
-            if len(hit) == 1 and hit[0] not in self.names[entry_id]:
-                got *= 0.5  # one shared title word ("file", "model") is a hint, not a subject
+            if len(hit) == 1 and (hit[0] not in self.names[entry_id] or self.df[hit[0]] >= SHARED_BY):
+                got *= 0.5  # one title word many families share ("file", "model", "key") is a hint, not a subject
             got += sum(self.idf.get(w, 0.0) for w in words if w in self.weak[entry_id] and w not in hit) * self.WEAK
             if hit:
-                ranked.append(TopicScore(entry_id, got / mass, tuple(hit)))
+                # Two or more of a family's words name it even among many incidental ones (a long error line).
+                ranked.append(TopicScore(entry_id, got / (min(mass, MASS_CAP) if len(hit) > 1 else mass), tuple(hit)))
         return sorted(ranked, key=lambda t: (-t.score, t.entry_id))
 
 
