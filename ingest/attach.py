@@ -115,7 +115,7 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
 
 
 TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
-BODY_TOPIC_WEIGHT = 0.2  # the body's words only break ties between families the heading allows
+BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families the heading allows
 QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
 REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
 UNKNOWN_HEADING = 0.2  # below this, no family knows the error a heading names
