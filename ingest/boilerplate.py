@@ -80,7 +80,8 @@ BOILERPLATE_LABEL_RE = re.compile(
 BOILERPLATE_TEXT_RE = re.compile(
     r"(?:\bmembers?\b(?!\w)|\bmembership\b|\bsubscribe\b|\bnewsletter\b|\bsign up\b|^sign in\b|"
     r"\bsign in to (?:continue|read|comment|follow)\b|\bad-free\b|"
-    r"\baffiliate links?\b|\bcookies?\b|\bclaps?\b|\bfollowers?\b|\b\d+ min(?:ute)?s? read\b|^posted (?:on|in|by)\b|\bpremium article\b|"
+    r"\baffiliate links?\b|\bcookies?\b|\bclaps?\b|\bfollowers?\b|\b\d+ min(?:ute)?s? read\b|"
+    r"^posted (?:on|in|by)\b|\bpremium article\b|"
     r"\bcontinue reading\b|thank you for reading|thanks for reading|\bview membership\b|\bcancel anytime\b|"
     r"\bsecure payment\b|\bshare (?:this|on)\b|\bcopyright\b|©|all rights reserved|\bpublished in\b|"
     r"\beditorial note\b|^corrections?:|\bleave a (?:reply|comment)\b|\bwritten by\b|\bsee all\b|"

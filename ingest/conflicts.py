@@ -68,8 +68,10 @@ class Conflict:
 def _guide_line(entry: Entry, pattern: str) -> str:
     for line in [entry.summary, *entry.causes, *entry.fix, *entry.diagnosis, entry.notes]:
         for sentence in re.split(r"(?<=[.!?])\s+|\n", line):
-            if re.search(pattern, sentence, re.I):
-                return sentence.strip()
+            found = re.search(pattern, sentence, re.I)
+            if found:  # the part of a long line around what it says, so it fits beside the claim
+                start = max(0, found.start() - 70)
+                return ("…" if start else "") + sentence[start : found.end() + 70].strip()
     return ""
 
 

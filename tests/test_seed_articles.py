@@ -110,4 +110,5 @@ def test_seed_families_reach_their_floors():
 
     scores = evaluate(SEEDS, Path(__file__).parent / "data" / "seed-families.json")
     recall, wrong = total(scores)
-    assert len(scores) == 2 and recall >= 0.7 and wrong <= 0.05, [(s.name, s.missed, s.wrong) for s in scores]
+    assert len(scores) == 2 and recall >= 0.95 and wrong <= 0.05, [(s.name, s.missed, s.wrong) for s in scores]
+    assert not any(s.missed_conflicts for s in scores)  # the 401 heading and the service-agent role are flagged
