@@ -391,6 +391,14 @@ def text_document(text: str) -> Document:
                 i += 1
                 table.append(lines[i].strip())
             blocks.append(Block("table", rows=_table_rows(table)))
+        elif _bare_row(stripped) and i + 1 < len(lines) and _bare_row(lines[i + 1].strip()):
+            # A table whose borders were lost on copying: "400 | INVALID_ARGUMENT | ..." or "400 INVALID_ARGUMENT ..."
+            rows = [_bare_row(stripped)]
+            while i + 1 < len(lines) and _bare_row(lines[i + 1].strip()):
+                i += 1
+                rows.append(_bare_row(lines[i].strip()))
+            header = _bare_header(blocks, rows)
+            blocks.append(Block("table", rows=(header, *rows)))
         elif looks_like_heading(stripped) and _has_next(lines, i) and not QA_LINE_RE.match(stripped):
             blocks.append(Block("heading", stripped, level=2))  # flattened text keeps no nesting to trust
         else:
@@ -414,6 +422,25 @@ def _table_rows(lines: list[str]) -> tuple[tuple[str, ...], ...]:
         values = [c for c in cells if c and not re.fullmatch(r":?-{3,}:?", c)]
         return tuple(tuple(values[i : i + width]) for i in range(0, len(values), width))
     return tuple(_table_cells(line) for line in lines if not TABLE_RULE_RE.match(line))
+
+
+PIPE_ROW_RE = re.compile(r"^[^|]+(?:\s\|\s[^|]*){2,}\|?$")
+STATUS_ROW_RE = re.compile(r"^`?([1-5]\d\d)`?\s+`?([A-Z][A-Z_]{3,40})`?\s+(\S.{2,})$")
+
+
+def _bare_row(line: str) -> tuple[str, ...] | None:
+    """The cells of a table row that lost its borders, or None when `line` is not one."""
+    if PIPE_ROW_RE.match(line):
+        return tuple(c.strip() for c in line.strip().strip("|").split("|"))
+    row = STATUS_ROW_RE.match(line)
+    return (row.group(1), row.group(2), row.group(3)) if row else None
+
+
+def _bare_header(blocks: list[Block], rows: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The header of a borderless table: its first row when that names no code, else a neutral one."""
+    if rows and not re.match(r"^`?\d", rows[0][0]):
+        return rows.pop(0)
+    return ("Code", "Status", "Description")
 
 
 def _has_next(lines: list[str], i: int) -> bool:

@@ -18,6 +18,7 @@ from ingest.topics import expand
 
 ADVICE_KINDS = ("summary", "causes", "diagnosis", "fix", "code")
 MAX_ITEM_CHARS = 600
+MAX_UNITS = 400  # sections, rows and pairs read from one article; each is matched several times
 MAX_ITEMS = 12  # per kind and unit: an article's advice is a supplement, not a second guide
 
 # Lead-ins ("Root causes:", "How to fix:", "Enable the API:") say what the next list or code is.
@@ -415,6 +416,9 @@ def parse_article(path: Path) -> Article:
     doc = read_document(path)
     dropped: list[str] = []
     units = [u for s in split_sections(doc, dropped) for u in section_units(s)]
+    if len(units) > MAX_UNITS:  # a page this long is a dump, not a guide: read its start, say so
+        dropped.append(f"{len(units) - MAX_UNITS} more sections not read (an article is read up to {MAX_UNITS})")
+        units = units[:MAX_UNITS]
     return Article(path, doc.title, hashlib.sha256(data).hexdigest(), units, dropped)
 
 

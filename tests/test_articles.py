@@ -285,3 +285,35 @@ def test_deeply_nested_html_does_not_crash(tmp_path: Path):
     page.write_text("<div>" * 1000 + "<h2>429 RESOURCE_EXHAUSTED</h2><p>Slow down and retry.</p>" + "</div>" * 1000)
     doc = read_document(page)
     assert any("RESOURCE_EXHAUSTED" in b.text for b in doc.blocks)
+
+
+def test_a_huge_page_is_read_up_to_a_limit_and_says_so(tmp_path: Path):
+    from ingest.articles import MAX_UNITS
+
+    page = tmp_path / "huge.html"
+    sections = "".join(f"<h2>503 UNAVAILABLE case {i}</h2><p>Retry with backoff, case {i}.</p>" for i in range(1500))
+    page.write_text(f"<html><body><h1>Huge page</h1>{sections}</body></html>")
+    article = parse_article(page)
+    assert len(article.units) == MAX_UNITS
+    assert any("more sections not read" in d for d in article.dropped)
+
+
+def test_tables_that_lost_their_borders_are_tables_again(tmp_path: Path):
+    page = tmp_path / "scraped.txt"
+    page.write_text(
+        "Gemini API error codes explained\n"
+        "HTTP Code | Status | Description | Solution |\n"
+        "400 | INVALID_ARGUMENT | The request body is malformed. | Check the reference. |\n"
+        "429 | RESOURCE_EXHAUSTED | You went over a rate limit. | Slow down and retry later. |\n"
+        "Older copy of the same table\n"
+        "403 PERMISSION_DENIED The key lacks the permissions the call needs. Check the key.\n"
+        "504 DEADLINE_EXCEEDED The service could not finish in time. Raise the client timeout.\n"
+    )
+    rows = [u for u in parse_article(page).units if u.kind == "table-row"]
+    assert [u.heading.split()[:2] for u in rows] == [
+        ["400", "INVALID_ARGUMENT"],
+        ["429", "RESOURCE_EXHAUSTED"],
+        ["403", "PERMISSION_DENIED"],
+        ["504", "DEADLINE_EXCEEDED"],
+    ]
+    assert rows[1].advice.fix == ["Slow down and retry later."]
