@@ -15,6 +15,7 @@ from pathlib import Path
 from ingest.article_text import ARTICLE_SUFFIXES, Block, Document, read_document
 from ingest.boilerplate import ends_boilerplate, is_boilerplate_heading, is_boilerplate_label, is_boilerplate_text
 from ingest.topics import expand
+from kb.signals import STATUS_CODES
 
 ADVICE_KINDS = ("summary", "causes", "diagnosis", "fix", "code")
 MAX_ITEM_CHARS = 600
@@ -51,7 +52,8 @@ ROLE_HEADING_RE = re.compile(
     r"how to (?:fix|resolve|solve)(?: it| this(?: error)?)?|solutions?|resolution|workarounds?|diagnosis|"
     r"how to confirm|steps|what to do|what (?:this|the) error means|what it means|meaning|"
     r"(?:common|likely|possible|probable|typical) causes|root cause analysis|step[- ]by[- ]step(?: fix| guide)?|"
-    r"possible solutions|(?:code )?examples?|code samples?)$",
+    r"possible solutions|(?:code )?examples?|code samples?|(?:the )?error messages?|why this happens\b.*|"
+    r"(?:solution|option|check|step|fix) \d{1,2}\b.*)$",
     re.I,
 )
 FAQ_HEADING_RE = re.compile(r"\b(?:faq|frequently asked|questions|q ?& ?a)\b", re.I)
@@ -63,7 +65,9 @@ MESSAGES_LEAD_RE = re.compile(
 )
 STATUS_CELL_RE = re.compile(r"^`?([1-5]\d\d)\b")
 # A cell that names an error: an HTTP status, a status or reason in UPPER_CASE, an exception class.
-ERROR_CELL_RE = re.compile(r"^`?(?:[1-5]\d\d\b|[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\w+(?:Error|Exception)\b)")
+ERROR_CELL_RE = re.compile(
+    r"^`?(?:[1-5]\d\d\b|[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\w+(?:Error|Exception)\b|(?:" + "|".join(STATUS_CODES) + r")\b)"
+)
 SMALL_NUMBER_RE = re.compile(r"^`?\d{1,2}`?$")
 # "Error: `...`" or "**Issue:** ..." opens a bullet group that the Cause/Solution bullets under it explain.
 ERROR_LEAD_RE = re.compile(r"^(?:error|issue|problem|symptom|warning)\s*:\s*(.+)$", re.I)
@@ -171,11 +175,12 @@ def split_sections(doc: Document, dropped: list[str]) -> list[Section]:
                 dropped.append(block.text)
                 skipping = block.level
                 continue
-            if ROLE_HEADING_RE.match(block.text.strip(" :")):
+            role_text = re.sub(r"^[\W_]+", "", block.text).strip(" :")  # "✅ Solutions" is "Solutions"
+            if ROLE_HEADING_RE.match(role_text):
                 # "## Cause" continues the problem above it (or the one the title names).
                 if not sections[-1].heading:
                     sections[-1].heading = doc.title
-                sections[-1].blocks.append(Block("text", block.text.strip(" :") + ":"))
+                sections[-1].blocks.append(Block("text", role_text + ":"))
                 continue
             while stack and stack[-1][0] >= block.level:
                 stack.pop()
@@ -247,10 +252,10 @@ def _faq_units(section: Section) -> list[tuple[str, str]]:
     return pairs
 
 
-def _number_kind(header: tuple[str, ...]) -> str | None:
+def _number_kind(header: tuple[str, ...], context: str = "") -> str | None:
     """How to read a bare number in the first column: a finish reason or a gRPC code."""
     head = " ".join(header).lower()
-    if "finish" in head:
+    if "finish" in head or re.search(r"finish[ _]?reason", context, re.I):
         return "finish_reason"
     if "grpc" in head or (header and header[0].strip().lower() in ("code", "grpc code", "status code")):
         return "grpc"
@@ -260,7 +265,7 @@ def _number_kind(header: tuple[str, ...]) -> str | None:
 def _table_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
     """A table of errors: one unit per row that names one (a status, a reason, an enum number)."""
     header, *rows = block.rows
-    kind = _number_kind(header)
+    kind = _number_kind(header, " ".join(parents))
     if not rows:
         return []
     fix_cols = [i for i, h in enumerate(header) if FIX_COLUMN_RE.search(h)]

@@ -350,6 +350,11 @@ def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan
         setattr(advice, kind, kept)
         plan.conflicts += conflicts
     advice.code = list(unit.advice.code)
+    # Lead-ins and prose that are not advice can still make the claim: list them for the reviewer too.
+    listed = {c.claim for c in plan.conflicts}
+    for line in unit.text.splitlines()[1:]:
+        _, more = check_items([line], entry, table, unit.label)
+        plan.conflicts += [c for c in more if c.claim not in listed and c.rule != "http-status"]
     for pair in unit.advice.faq:
         kept, conflicts = check_items([pair["a"]], entry, table, unit.label)
         plan.conflicts += conflicts

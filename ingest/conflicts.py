@@ -43,7 +43,9 @@ CODE_CLAIM_RE = re.compile(
     re.I,
 )
 PER_KEY_RE = re.compile(
-    r"\b(?:limits?|quotas?)\b[^.]{0,80}\bper (?:api )?key\b|"
+    r"\b(?:limits?|quotas?|requests?|tokens?|rpm|rpd|tpm)\b[^.]{0,80}\bper (?:api )?key\b|"
+    r"\b(?:multiple|more|several|extra|additional|\d+) (?:api )?keys\b[^.]{0,80}"
+    r"\b(?:quotas?|limits?|requests|speed|throughput|\d+ ?x)\b|\bnew (?:api )?key\b[^.]{0,20}\bnew quota\b|"
     r"\b(?:each|every) (?:api )?key\b[^.]{0,60}\b(?:limits?|quotas?)\b|"
     r"\bsecond key\b[^.]{0,40}\bdoubles?\b",
     re.I,

@@ -31,7 +31,7 @@ GENERIC_WORDS = frozenset(
     backend bug known feedback which why with you your api apis call calls code codes status http message
     messages help solution solutions step steps way works working understand understanding
     handling handle note notes ai studio service services non review verify inspect
-    configuration settings correct""".split()
+    configuration settings correct finish reason""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
