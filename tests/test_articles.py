@@ -317,3 +317,23 @@ def test_tables_that_lost_their_borders_are_tables_again(tmp_path: Path):
         ["504", "DEADLINE_EXCEEDED"],
     ]
     assert rows[1].advice.fix == ["Slow down and retry later."]
+
+
+def test_building_twice_from_the_same_articles_gives_the_same_rows(built: Path, tmp_path: Path):
+    again = tmp_path / "again.sqlite"
+    build([GUIDES_DIR, ARTICLES], again, root=PROJECT_ROOT)
+    query = (
+        "SELECT es.entry_id, s.path, es.section, es.advice FROM entry_sources es JOIN sources s ON s.id = es.source_id"
+    )
+
+    def rows(path: Path) -> list[tuple]:
+        conn = sqlite3.connect(path)
+        try:
+            return sorted(conn.execute(query).fetchall())
+        finally:
+            conn.close()
+
+    first = rows(built)
+    assert first == rows(again)
+    paths = {Path(r[1]).name for r in first}
+    assert {"vertex-runbook.pdf", "retries-and-timeouts.ipynb"} <= paths  # read directly, attached
