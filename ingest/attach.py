@@ -145,105 +145,124 @@ def _evidence(unit: Unit, kb: KnowledgeBase, *, quoted: bool = True) -> list[tup
     return sorted(((k, v[0], v[1]) for k, v in found.items()), key=lambda t: -t[1])
 
 
+@dataclass
+class _Candidates:
+    """Families a unit may be about, with the best score and reason seen for each."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    def offer(self, entry_id: str, score: float, reason: str) -> None:
+        if score > self.scores.get(entry_id, 0.0):
+            self.scores[entry_id], self.why[entry_id] = score, reason
+
+    @property
+    def best(self) -> float:
+        return max(self.scores.values(), default=0.0)
+
+
+def _from_heading(unit: Unit, heading: str, kb: KnowledgeBase, topics: Topics) -> tuple[_Candidates, dict[str, int]]:
+    """What the heading says: the matcher on it and on the errors it quotes, the families' vocabulary,
+    and the ids it names in words; with where in the heading each id's words come (for ties)."""
+    found = _Candidates()
+    for m in match(heading, kb, limit=6, about_gemini=True).matches:
+        found.offer(m.id, m.score, m.why)
+    for quoted in QUOTED_RE.findall(unit.heading)[:4]:  # an error quoted in a question is matched on its own
+        top = match(quoted, kb, limit=1, about_gemini=True).top
+        if top and top.score >= SIGNATURE_SCORE:
+            found.offer(top.id, top.score, f"quoted in the heading: {top.why}")
+    for t in topics.score(expand(unit.heading))[:6]:  # its own words, not a parent's
+        found.offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
+    heading_words = _words(unit.heading)  # named in the heading's own words (synonyms only feed the topics)
+    order: dict[str, int] = {}
+    for entry_id, entry in kb.entries.items():
+        share, order[entry_id] = _naming(entry_id, heading_words)
+        status_words = (entry.status or "").lower().split("_")
+        # (an id that is only the status name, "invalid-argument", is the matcher's to weigh)
+        if share >= NAMING_MIN and len(entry_id.split("-")) > 1 and entry_id.split("-") != status_words:
+            found.scores[entry_id] = found.scores.get(entry_id, 0.0) + NAMING_BONUS * share
+            earlier = found.why.get(entry_id)
+            found.why[entry_id] = f'heading names "{entry_id}"' + (f" + {earlier}" if earlier else "")
+    return found, order
+
+
+def _refined(best: str, unit: Unit, found: _Candidates, kb: KnowledgeBase, topics: Topics) -> str | None:
+    """A narrower family of `best` that the unit's own heading names by a word its kin lack ("Vertex AI")."""
+    own = {t.entry_id: t for t in topics.score(expand(unit.heading))[:6]}
+    for child, t in own.items():
+        if (
+            child in found.scores
+            and TOPIC_WEIGHT * t.score >= REFINES_SCORE
+            and kb.entries[child].specialises == best
+            and topics.distinctive(child, best) & set(t.words)
+            and t.score > (own[best].score if best in own else 0.0) + 0.1
+        ):
+            return child
+    return None
+
+
 def choose_family(
     unit: Unit, kb: KnowledgeBase, topics: Topics | None = None, *, title: str = ""
 ) -> tuple[str | None, float, str]:
     """The family a unit is about, its score and why; None when nothing is clear enough.
 
     A unit is about what its heading (a row's identifying cells, a group's error line) says, read by
-    the matcher and by the families' vocabulary; its text only counts when the heading names an error
-    or is an FAQ question, and its quoted machine output decides when the heading says nothing.
+    the matcher and by the families' vocabulary; its text counts when the heading names an error or
+    comes close, and its quoted machine output decides when the heading says nothing.
     """
     topics = topics or Topics(kb)
     reason = out_of_scope(_scope_text(unit))
     if reason:
         return None, 0.0, reason
     heading = expand(subject(unit, title))
-    scores: dict[str, float] = {}
-    why: dict[str, str] = {}
-
-    def offer(entry_id: str, score: float, reason: str) -> None:
-        if score > scores.get(entry_id, 0.0):
-            scores[entry_id], why[entry_id] = score, reason
-
-    for m in match(heading, kb, limit=6, about_gemini=True).matches:
-        offer(m.id, m.score, m.why)
-    for quoted in QUOTED_RE.findall(unit.heading)[:4]:  # an error quoted in a question is matched on its own
-        top = match(quoted, kb, limit=1, about_gemini=True).top
-        if top and top.score >= SIGNATURE_SCORE:
-            offer(top.id, top.score, f"quoted in the heading: {top.why}")
-    own_topics = topics.score(expand(unit.heading))[:6]
-    for t in own_topics:  # its own words, not a parent's
-        offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
-    refines = {t.entry_id: t for t in own_topics if TOPIC_WEIGHT * t.score >= REFINES_SCORE}
-    own = {t.entry_id: t.score for t in own_topics}
-    heading_words = _words(unit.heading)  # named in the heading's own words (synonyms only feed the topics)
-    order: dict[str, int] = {}
-    for entry_id in kb.entries:
-        share, position = _naming(entry_id, heading_words)
-        order[entry_id] = position
-        status_words = (kb.entries[entry_id].status or "").lower().split("_")
-        if share >= NAMING_MIN and len(entry_id.split("-")) > 1 and entry_id.split("-") != status_words:
-            # (an id that is only the status name, "invalid-argument", is the matcher's to weigh)
-            scores[entry_id] = scores.get(entry_id, 0.0) + NAMING_BONUS * share
-            why[entry_id] = f'heading names "{entry_id}"' + (f" + {why[entry_id]}" if entry_id in why else "")
-    best_heading = max(scores.values(), default=0.0)
+    found, order = _from_heading(unit, heading, kb, topics)
+    from_heading = found.best
     # A section headed by an error code no family knows (JOB_STATE_PENDING) is a new problem, whatever its text.
-    unknown_code = unit.kind == "section" and best_heading < UNKNOWN_HEADING and ERROR_TOKEN_RE.search(unit.heading)
-    if not unknown_code and (unit.kind != "section" or names_an_error(heading) or best_heading >= PARTIAL_HEADING):
-        text = {m.id: m for m in match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches}
-        if best_heading >= ATTACH_SCORE:
-            # The heading decided; the text only breaks ties between what it allows.
-            scores = {k: v + 0.1 * (text[k].score if k in text else 0.0) for k, v in scores.items()}
+    unknown_code = unit.kind == "section" and from_heading < UNKNOWN_HEADING and ERROR_TOKEN_RE.search(unit.heading)
+    if not unknown_code and (unit.kind != "section" or names_an_error(heading) or from_heading >= PARTIAL_HEADING):
+        text = match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches
+        if from_heading >= ATTACH_SCORE:  # the heading decided; the text only breaks ties between what it allows
+            by_text = {m.id: m.score for m in text}
+            found.scores = {k: v + 0.1 * by_text.get(k, 0.0) for k, v in found.scores.items()}
         else:
-            for m in text.values():
-                offer(m.id, m.score, m.why)
-    evidence = {}
-    if max(scores.values(), default=0.0) < ATTACH_SCORE:
-        evidence = {entry_id: score for entry_id, score, _ in _evidence(unit, kb)}
-        for entry_id, score, reason in _evidence(unit, kb):
-            offer(entry_id, score, reason)
+            for m in text:
+                found.offer(m.id, m.score, m.why)
+    evidence: set[str] = set()
+    if found.best < ATTACH_SCORE:
+        for entry_id, score, why in _evidence(unit, kb):
+            evidence.add(entry_id)
+            found.offer(entry_id, score, why)
     context = "\n".join([title, *unit.parents, unit.heading, unit.text])
-    scores = {k: v for k, v in scores.items() if not platform_missing(k, context)}
+    scores = {k: v for k, v in found.scores.items() if not platform_missing(k, context)}
     if not scores:
         return None, 0.0, "not about a specific error"
     body = {t.entry_id: t.score for t in topics.score(expand(unit.text))}
     scores = {k: v + BODY_TOPIC_WEIGHT * body.get(k, 0.0) for k, v in scores.items()}
+    found.scores = scores
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], order.get(kv[0], 1_000), kv[0]))
     best, score = ranked[0]
-    child = next(
-        (
-            c
-            for c in refines
-            if c in scores
-            and kb.entries[c].specialises == best
-            and topics.distinctive(c, best) & set(refines[c].words)
-            and refines[c].score > own.get(best, 0.0) + 0.1
-        ),
-        None,
-    )
-    if child and score >= ATTACH_SCORE:
-        # A subsection's own words name a narrower family of what its parent heading is about.
-        return child, min(score, 1.0), f"{why[best]}; its own heading is about {', '.join(refines[child].words)}"
     if score < ATTACH_SCORE:
         if not names_an_error(heading):
             return None, score, "not about a specific error"
         return None, score, f"best family {best} scores only {score:.2f}"
+    child = _refined(best, unit, found, kb, topics)
+    if child:  # a subsection's own words name a narrower family of what its parent heading is about
+        return child, min(score, 1.0), f"{found.why[best]}; its own heading is about {child}"
     if len(ranked) > 1:
         second, second_score = ranked[1]
         entries = kb.entries
         related = entries[best].specialises == second or entries[second].specialises == best
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
             if best in evidence and second in evidence:
-                return best, min(score, 1.0), why[best]  # two quoted errors: the other is added beside it
+                return best, min(score, 1.0), found.why[best]  # two quoted errors: the other is added beside it
             pick = topics.tell_apart(best, second, expand(unit.text))
             if pick:
-                return pick, min(scores[pick], 1.0), f"{why[pick]}; the text is about {pick}"
+                return pick, min(scores[pick], 1.0), f"{found.why[pick]}; the text is about {pick}"
             parent = entries[best].specialises
             if parent and parent == entries[second].specialises:
                 return parent, min(score, 1.0), f"{best} and {second} both fit: their common family"
             return None, score, f"{best} and {second} fit equally well"
-    return best, min(score, 1.0), why[best]
+    return best, min(score, 1.0), found.why[best]
 
 
 def names_an_error(heading: str) -> bool:
