@@ -382,6 +382,23 @@ def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan
     return Unit(unit.kind, unit.heading, unit.parents, unit.text, advice, unit.messages, unit.cells)
 
 
+def _also_about(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics) -> list[tuple[str, float, str]]:
+    """Other families a placed unit is about too, each with a score and why."""
+    found: list[tuple[str, float, str]] = []
+    words = _words(expand(unit.heading))
+    for other in kb.entries:  # a heading naming two families in full ("Invalid or Missing API Key")
+        if other != entry_id and len(other.split("-")) > 2 and _naming(other, words)[0] >= 1.0:
+            found.append((other, NAMING_BONUS, f'heading also names "{other}"'))
+    for other in _cause_families(unit, entry_id, kb, topics):  # a cause all about a narrower or sibling family
+        found.append((other, CAUSE_SCORE, "one of its causes is about it"))
+    found += _evidence(unit, kb, quoted=False)  # machine output that names another family confidently
+    unique: dict[str, tuple[str, float, str]] = {}
+    for family in found:
+        if family[0] != entry_id:
+            unique.setdefault(family[0], family)
+    return list(unique.values())
+
+
 def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: set[str]) -> ArticlePlan:
     """What `article` adds to `kb`: placements, new unreviewed entries, new signatures and conflicts.
 
@@ -396,24 +413,13 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
         home = entry_id
         if entry_id is not None:
             clean = _without_conflicts(unit, entry_id, kb, table, plan)
-            if not clean.advice and unit.advice:
-                plan.placements.append(Placement(unit, None, score, f"only claims that contradict {entry_id}'s guide"))
-                continue
-            plan.placements.append(Placement(clean, entry_id, score, why))
-            # A heading naming two families in full ("Invalid or Missing API Key") is about both.
-            words = _words(expand(unit.heading))
-            for other in kb.entries:
-                if other != entry_id and len(other.split("-")) > 2 and _naming(other, words)[0] >= 1.0:
+            if clean.advice or not unit.advice:
+                plan.placements.append(Placement(clean, entry_id, score, why))
+                for other, other_score, other_why in _also_about(unit, entry_id, kb, topics):
                     also = _without_conflicts(unit, other, kb, table, plan)
-                    plan.placements.append(Placement(also, other, score, f'heading also names "{other}"'))
-            # A cause that is, on its own, about a narrower or sibling family adds that family.
-            for other in _cause_families(clean, entry_id, kb, topics):
-                if other not in {p.entry_id for p in plan.placements if p.unit.heading == unit.heading}:
-                    plan.placements.append(Placement(clean, other, CAUSE_SCORE, "one of its causes is about it"))
-            # Machine output naming another family confidently is about that family too.
-            for other, other_score, other_why in _evidence(unit, kb, quoted=False):
-                if other != entry_id and other not in {p.entry_id for p in plan.placements if p.unit is clean}:
-                    plan.placements.append(Placement(clean, other, other_score, other_why))
+                    plan.placements.append(Placement(also, other, other_score, other_why))
+            else:
+                plan.placements.append(Placement(unit, None, score, f"only claims that contradict {entry_id}'s guide"))
         elif (
             unit.kind == "section"
             and names_an_error(subject(unit))
