@@ -292,10 +292,8 @@ def _table_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
             heading += " " + cells[max(named) + 1].strip("`")
         text = " | ".join(cells)
         messages = [m for c in cells for m in _backticked(c) if len(m) >= 14 and not m.isupper()]
-        unit = Unit("table-row", expand(heading, number_kind=kind), parents, expand(text, number_kind=kind), advice)
-        unit.messages = messages
-        unit.cells = tuple(cells)
-        units.append(unit)
+        heading, text = expand(heading, number_kind=kind), expand(text, number_kind=kind)
+        units.append(Unit("table-row", heading, parents, text, advice, messages, tuple(cells)))
     return units
 
 
@@ -309,8 +307,8 @@ def _group_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
         lead = ERROR_LEAD_RE.match(item)
         if lead:
             error = lead.group(1).strip()
-            current = Unit("bullet-group", error.strip("`").strip(), parents, error, Advice())
-            current.messages = [m for m in _backticked(error) if len(m) >= 6] or []
+            messages = [m for m in _backticked(error) if len(m) >= 6]
+            current = Unit("bullet-group", error.strip("`").strip(), parents, error, Advice(), messages)
             units.append(current)
             role = "fix"
             continue
