@@ -116,6 +116,7 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
 
 TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
 BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families the heading allows
+CODE_ONLY_RE = re.compile(r"^[\W\d_]*(?:[A-Z][A-Z_]{2,40})?[\W\d_]*$")  # "400 FAILED_PRECONDITION": a row's codes
 QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
 REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
 UNKNOWN_HEADING = 0.2  # below this, no family knows the error a heading names
@@ -125,10 +126,11 @@ EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match
 
 def _scope_text(unit: Unit) -> str:
     """What a unit is about, for the scope rules: heading, a row's cells, a group's causes."""
+    table = unit.parents[-1:]  # the heading over a table or a list says whose codes they are ("Our proxy's codes")
     if unit.kind == "table-row":
-        return " ".join(unit.cells) or unit.heading
+        return " ".join([*table, *(unit.cells or [unit.heading])])
     if unit.kind == "bullet-group":
-        return " ".join([unit.heading, *unit.advice.causes])
+        return " ".join([*table, unit.heading, *unit.advice.causes])
     return unit.heading
 
 
@@ -221,7 +223,8 @@ def choose_family(
     unknown_code = unit.kind == "section" and from_heading < UNKNOWN_HEADING and ERROR_TOKEN_RE.search(unit.heading)
     if not unknown_code and (unit.kind != "section" or names_an_error(heading) or from_heading >= PARTIAL_HEADING):
         text = match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches
-        if from_heading >= ATTACH_SCORE:  # the heading decided; the text only breaks ties between what it allows
+        # The heading decided; the text only breaks ties between what it allows. (A row's cells are one statement.)
+        if from_heading >= ATTACH_SCORE and unit.kind != "table-row" and not CODE_ONLY_RE.match(unit.heading):
             by_text = {m.id: m.score for m in text}
             found.scores = {k: v + 0.1 * by_text.get(k, 0.0) for k, v in found.scores.items()}
         else:
@@ -342,7 +345,7 @@ def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics
     entry = kb.entries[entry_id]
     found = []
     for cause in unit.advice.causes[:8]:
-        ranked = topics.score(expand(cause))
+        ranked = topics.score(expand(cause), capped=False)
         if not ranked or TOPIC_WEIGHT * ranked[0].score < CAUSE_SCORE:
             continue
         top = ranked[0]

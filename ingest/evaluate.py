@@ -40,11 +40,11 @@ class Score:
         return len(self.wrong) / len(self.attached) if self.attached else 0.0
 
 
-def evaluate(folder: Path, expected_path: Path | None = None) -> list[Score]:
-    """Plan every article in `folder` that the expectations name and score it."""
+def evaluate(folder: Path, expected_path: Path | None = None, guides_dir: Path = GUIDES_DIR) -> list[Score]:
+    """Plan every article in `folder` that the expectations name and score it against `guides_dir`."""
     expected = json.loads((expected_path or folder / "families.json").read_text(encoding="utf-8"))["files"]
     articles = [p for p in source_files([folder]) if p.name in expected]
-    guides, _, _ = load_inputs([GUIDES_DIR])
+    guides, _, _ = load_inputs([guides_dir])
     planned = plan_articles(guides, articles)
     scores = []
     for plan in planned.plans:
@@ -73,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--expected", type=Path, help="expectations file (default FOLDER/families.json)")
+    parser.add_argument("--guides", type=Path, default=GUIDES_DIR, help="curated guides (default kb/guides)")
     parser.add_argument("-v", "--verbose", action="store_true", help="name the missed and wrong families")
     args = parser.parse_args(argv)
     try:
-        scores = evaluate(args.folder, args.expected)
+        scores = evaluate(args.folder, args.expected, args.guides)
     except (OSError, ValueError, KeyError, GuideError) as exc:
         print(f"ingest.evaluate: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,8 @@ GENERIC_WORDS = frozenset(
     backend bug known feedback which why with you your api apis call calls code codes status http message
     messages help solution solutions step steps way works working understand understanding
     handling handle note notes ai studio service services non review verify inspect
-    configuration settings correct finish reason""".split()
+    configuration settings correct finish reason final thought thoughts conclusion summary overview
+    introduction takeaways""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
@@ -213,8 +214,12 @@ class Topics:
             return other
         return None
 
-    def score(self, text: str) -> list[TopicScore]:
-        """Families ranked by the share of `text`'s distinctive words their vocabulary has."""
+    def score(self, text: str, *, capped: bool = True) -> list[TopicScore]:
+        """Families ranked by the share of `text`'s distinctive words their vocabulary has.
+
+        `capped` (for headings and error lines): two or more of a family's words name it even among
+        many incidental ones. Sentences are scored uncapped: every word they say counts.
+        """
         words = list(dict.fromkeys(terms(text)))
         if not words:
             return []
@@ -228,8 +233,8 @@ class Topics:
                 got *= 0.5  # one title word many families share ("file", "model", "key") is a hint, not a subject
             got += sum(self.idf.get(w, 0.0) for w in words if w in self.weak[entry_id] and w not in hit) * self.WEAK
             if hit:
-                # Two or more of a family's words name it even among many incidental ones (a long error line).
-                ranked.append(TopicScore(entry_id, got / (min(mass, MASS_CAP) if len(hit) > 1 else mass), tuple(hit)))
+                share = got / (min(mass, MASS_CAP) if capped and len(hit) > 1 else mass)
+                ranked.append(TopicScore(entry_id, share, tuple(hit)))
         return sorted(ranked, key=lambda t: (-t.score, t.entry_id))
 
 
