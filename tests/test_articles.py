@@ -337,3 +337,57 @@ def test_building_twice_from_the_same_articles_gives_the_same_rows(built: Path, 
     assert first == rows(again)
     paths = {Path(r[1]).name for r in first}
     assert {"vertex-runbook.pdf", "retries-and-timeouts.ipynb"} <= paths  # read directly, attached
+
+
+# -- the declared tables: contradiction rules, topic expansion, scope -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "family", "claim", "fine"),
+    [
+        (
+            "http-status",
+            "api-key-invalid",
+            "An invalid key is answered with 401 UNAUTHENTICATED.",
+            "An invalid key is answered with 400 INVALID_ARGUMENT, not 401 UNAUTHENTICATED.",
+        ),
+        (
+            "limits-per-key",
+            "rate-limit-exceeded",
+            "Each API key gets its own limits, so a second key doubles what you can send.",
+            "Limits count per project, not per API key.",
+        ),
+        (
+            "iam-role-unknown",
+            "permission-denied",
+            "Grant `roles/vertexai.caller` to the service account.",
+            "Grant `roles/aiplatform.user` to the service account.",
+        ),
+    ],
+)
+def test_each_contradiction_rule_flags_the_claim_and_not_the_fact(built: Path, rule, family, claim, fine):
+    from ingest.conflicts import check_items, rules
+
+    kb = open_kb(built, auto_build=False)
+    table = rules(kb.entries)
+    assert rule in {r.name for r in table}
+    kept, found = check_items([claim, fine], kb.entries[family], table, "section")
+    assert kept == [fine]
+    assert [(c.rule, c.entry_id, c.claim) for c in found] == [(rule, family, claim)]
+    assert found[0].guide  # the guide's fact, to show beside the claim
+
+
+def test_enum_numbers_and_foreign_words_are_spelt_out_in_the_kb_vocabulary():
+    from ingest.topics import expand, out_of_scope
+
+    assert "MAX_TOKENS" in expand("Empty text with finish_reason=2")
+    assert "PERMISSION_DENIED" in expand("rpc error: code = 7 desc = denied")
+    assert "PERMISSION_DENIED" in expand("7", number_kind="grpc")
+    assert "RECITATION" in expand("4", number_kind="finish_reason")
+    assert expand("7 PERMISSION_DENIED", number_kind="grpc") == "7 PERMISSION_DENIED"  # already named
+    assert "leaked" in expand("API 密钥泄露被停用") and "rate limit" in expand("レート制限に達した")
+    assert out_of_scope("OpenAI 429 rate_limit_exceeded").startswith("another vendor")
+    assert out_of_scope("Gemini 429 RESOURCE_EXHAUSTED, unlike OpenAI") is None
+    assert "own endpoint" in out_of_scope("401 from our gateway at /internal/llm")
+    assert "local tool" in out_of_scope("EADDRINUSE when the MCP server starts")
+    assert out_of_scope("404 NOT_FOUND: the model or the resource path does not exist") is None
