@@ -230,6 +230,12 @@ def choose_family(
         else:
             for m in text:
                 found.offer(m.id, m.score, m.why)
+    if from_heading >= PARTIAL_HEADING and found.best < ATTACH_SCORE:
+        # The heading names a few families equally ("Review your network configuration"): the text says which.
+        near = [k for k, v in found.scores.items() if v >= from_heading - ATTACH_MARGIN]
+        pick = topics.tell_apart(near, expand(unit.text), strict=True) if len(near) > 1 else None
+        if pick:
+            found.offer(pick, ATTACH_SCORE, f"{found.why[pick]}; the text is about {pick}")
     evidence: set[str] = set()
     if found.best < ATTACH_SCORE:
         for entry_id, score, why in _evidence(unit, kb):
@@ -258,7 +264,7 @@ def choose_family(
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
             if best in evidence and second in evidence:
                 return best, min(score, 1.0), found.why[best]  # two quoted errors: the other is added beside it
-            pick = topics.tell_apart(best, second, expand(unit.text))
+            pick = topics.tell_apart([best, second], expand(unit.text))
             if pick:
                 return pick, min(scores[pick], 1.0), f"{found.why[pick]}; the text is about {pick}"
             parent = entries[best].specialises

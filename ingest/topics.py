@@ -203,16 +203,24 @@ class Topics:
         taken = self.strong.get(parent, set()).union(*(self.names[e] for e in siblings))
         return self.names.get(child, set()) - taken
 
-    def tell_apart(self, one: str, other: str, text: str) -> str | None:
-        """Which of two families `text` is about, by the words each has and the other lacks; None if unclear."""
+    def tell_apart(self, candidates: list[str], text: str, *, strict: bool = False) -> str | None:
+        """Which of `candidates` `text` is about, by the words each has and the others lack; None if unclear.
+
+        `strict`: the text must say so with two such words, or with one word no other family uses.
+        """
         words = set(terms(text))
-        a = sum(self.idf[w] for w in words & (self.strong[one] - self.strong[other]))
-        b = sum(self.idf[w] for w in words & (self.strong[other] - self.strong[one]))
-        if a > 2 * b and a > 0:
-            return one
-        if b > 2 * a and b > 0:
-            return other
-        return None
+        own: dict[str, set[str]] = {}
+        for c in candidates:
+            others = set().union(*(self.strong.get(o, set()) for o in candidates if o != c))
+            own[c] = words & (self.strong.get(c, set()) - others)
+        mass = {c: sum(self.idf[w] for w in found) for c, found in own.items()}
+        ranked = sorted(mass.items(), key=lambda kv: -kv[1])
+        if not ranked or ranked[0][1] <= 0 or (len(ranked) > 1 and ranked[0][1] <= 2 * ranked[1][1]):
+            return None
+        best = ranked[0][0]
+        if strict and len(own[best]) < 2 and not any(self.df[w] == 1 for w in own[best]):
+            return None
+        return best
 
     def score(self, text: str, *, capped: bool = True) -> list[TopicScore]:
         """Families ranked by the share of `text`'s distinctive words their vocabulary has.
