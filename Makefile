@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load eval kb clean
+.PHONY: run test lint bench bench-bot load eval eval-ingest kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: $(STAMP)
 
 eval: kb
 	$(BIN)/python -m kb.evaluate tests/data/pastes.jsonl
+
+# Article ingest: recall and wrong attachments per fixture (and on ../shared/seeds when present).
+SEEDS ?= $(firstword $(wildcard ../shared/seeds ../../shared/seeds))
+eval-ingest: $(STAMP)
+	$(BIN)/python -m ingest.evaluate tests/data/articles
+	@if [ -n "$(SEEDS)" ]; then $(BIN)/python -m ingest.evaluate $(SEEDS) --expected tests/data/seed-families.json; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m kb.bench

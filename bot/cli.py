@@ -93,7 +93,9 @@ def _dry_run(inputs: list[Path], named: list[Path], *, as_json: bool) -> int:
         wanted = {f.resolve() for f in source_files(named)}
         articles = [a for a in articles if a.resolve() in wanted]
     if not articles:
-        raise UsageError("--dry-run needs an article (.html, .htm, .txt, or a .md without a guide's front matter)")
+        raise UsageError(
+            "--dry-run needs an article (.html, .htm, .txt, .ipynb, .pdf, or a .md without a guide's front matter)"
+        )
     planned = plan_articles(guides, articles, root=PROJECT_ROOT)
     if as_json:
         _print_json({"articles": [p.as_dict() for p in planned.plans], "warnings": planned.warnings})

@@ -181,6 +181,10 @@ def article_plan_text(plan: ArticlePlan) -> str:
         else:
             target = f"left out: {p.why}"
         out += [f"  [{p.unit.kind}] {p.unit.label}", f"      -> {target}" + (f"; {counts}" if p.entry_id else "")]
+    if plan.conflicts:
+        out.append("  Conflicts with the curated guides (not attached as advice):")
+        for c in plan.conflicts:
+            out += [f"    ! {c.entry_id} [{c.rule}] {c.section}: {c.claim[:100]}", f"      guide: {c.guide[:160]}"]
     if plan.signatures:
         out.append("  Error messages:")
         mark = {"new": "+ new signature of", "known": "= already a signature of", "unrecognised": "? left out,"}

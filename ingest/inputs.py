@@ -42,7 +42,7 @@ def display_path(path: Path, root: Path | None) -> str:
 
 
 def source_files(paths: list[Path]) -> list[Path]:
-    """Expand folders into their guides and articles (`.md`, `.html`, `.htm`, `.txt`), sorted."""
+    """Expand folders into their guides and articles (`.md`, `.html`, `.htm`, `.txt`, `.ipynb`, `.pdf`), sorted."""
     found: dict[Path, Path] = {}  # by resolved path: a file named alone and inside a named folder counts once
     for path in paths:
         if path.is_dir():
