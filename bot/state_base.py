@@ -170,7 +170,9 @@ class StateBase:
             return False
         at = self._clock()
         inserted = self._write(
-            "a processed event", "INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, at)
+            "a processed event",
+            "INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (key, at),
         )
         self._claims += 1
         if self._claims % PRUNE_EVERY == 0:
@@ -442,7 +444,9 @@ class StateBase:
 
     def pending_count(self) -> int:
         """How many jobs are pending (for health and drain); 0 when the store cannot say."""
-        return self._try("a pending count", lambda c: int(c.execute("SELECT count(*) FROM pending_jobs").fetchone()[0]), 0)
+        return self._try(
+            "a pending count", lambda c: int(c.execute("SELECT count(*) FROM pending_jobs").fetchone()[0]), 0
+        )
 
     # -- check budget ------------------------------------------------------------------------
 

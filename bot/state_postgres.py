@@ -12,6 +12,7 @@ psycopg 3 with a connection pool (psycopg_pool), no ORM; the queries are bot/sta
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -215,10 +216,8 @@ class PostgresState(StateBase):
         now = time.monotonic()
         if self._down_since is None and now - self._last_health >= HEALTH_PROBE_EVERY_S:
             self._last_health = now
-            try:
+            with contextlib.suppress(psycopg.Error):  # _run marks the store down and logs it
                 self._run(lambda c: c.execute("SELECT 1").fetchone())
-            except psycopg.Error:
-                pass  # _run has marked the store down and logged it
         data = super().health()
         data["state_store"] = self.where
         if self._down_since is not None:
