@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.state_migrations import StateError
 from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.build import build, load_inputs, plan_articles, source_files
 from ingest.guides import GuideError
@@ -224,14 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     settings: Settings = load_settings()
     if args.db:
-        settings = Settings(kb_path=Path(args.db).expanduser(), state_path=settings.state_path)
+        settings = dataclasses.replace(settings, kb_path=Path(args.db).expanduser())
     args.settings = settings
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KnowledgeBaseError, GuideError) as exc:
+    except (KnowledgeBaseError, GuideError, StateError) as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import ask, serve
+from bot import ask, serve, state_cli
 from bot.checks import command as check_command
 
-REGISTRARS = [ask.register, check_command.register, serve.register]
+REGISTRARS = [ask.register, check_command.register, serve.register, state_cli.register]

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bot.state import StateDB, StateSummary, open_state
+from bot.state import StateSummary, open_state
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def make_wsgi(bot) -> WSGIApp:
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             ok, data = health(bot.kb.path, entries=len(bot.kb.entries))
-            data["state_persistent"] = bot.state.persistent
+            data.update(bot.state.health())  # a degraded state store keeps the replica in service (200)
             body = json.dumps(data).encode()
             start_response(
                 "200 OK" if ok else "503 Service Unavailable",
@@ -172,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "or pass --http to serve Slack's HTTP events"
             )
     kb = open_from_args(args)
-    state = open_state(args.settings.state_path)
+    state = open_state(args.settings.state_path, url=args.settings.state_url)
     if use_console:
         return _console(kb, state, config)
     if args.http:
@@ -260,13 +260,13 @@ def stats_text(s: StateSummary) -> str:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     path: Path = args.settings.state_path
-    if not path.exists():
+    if not args.settings.state_url and not path.exists():
         if args.json:
             print(json.dumps({"path": str(path), "exists": False}))
         else:
             print(f"No state database yet at {path}: the bot records to it once it runs.")
         return 0
-    state = StateDB(path)
+    state = open_state(path, url=args.settings.state_url)
     try:
         summary = state.summary(days=args.days, recent=args.recent)
     finally:

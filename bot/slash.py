@@ -149,12 +149,11 @@ class Checker:
         The per-user limit is asked first, so one person over their limit spends none of the team's
         budget; a refusal by the global limit still counts against the person who asked.
         """
-        ok, wait = self.limiter.allow(user)
-        if not ok:
+        ok, wait, limited_by = self._spend(user)
+        if limited_by == "user":
             return False, (
                 f"You have run {self.limiter.limit} checks in the last minute; try again in {max(1, round(wait))} s."
             )
-        ok, wait = self.global_limiter.allow(GLOBAL_KEY)
         if not ok:
             log.warning("check refused: the team limit of %d checks a minute is reached", self.global_limiter.limit)
             return False, (
@@ -162,6 +161,20 @@ class Checker:
                 f"together); try again in {max(1, round(wait))} s."
             )
         return True, ""
+
+    def _spend(self, user: str) -> tuple[bool, float, str | None]:
+        """One check from the budgets: the state store's, one for the whole deployment (it falls back to
+        the replica's memory while the store is down), or this process's when there is no store."""
+        if self.state is not None:
+            b = self.state.check_budget(
+                user, per_user=self.limiter.limit, overall=self.global_limiter.limit, window_s=self.limiter.per
+            )
+            return b.allowed, b.wait_s, b.limited_by
+        for scope, limiter, key in (("user", self.limiter, user), ("overall", self.global_limiter, GLOBAL_KEY)):
+            ok, wait = limiter.allow(key)
+            if not ok:
+                return False, wait, scope
+        return True, 0.0, None
 
     def run(self, cmd: CheckCommand, *, user: str | None, source: str) -> CheckOutcome:
         """Run `cmd.kinds`; the rate limit must already have been applied with `allow`."""

@@ -26,6 +26,7 @@ class Settings:
 
     kb_path: Path
     state_path: Path
+    state_url: str | None = None  # PostgreSQL shared by every replica; None = the SQLite file
     guides_dir: Path = GUIDES_DIR
 
 
@@ -34,4 +35,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
     kb_path = env.get("GEMINI_KB_DB") or str(_cache_home() / "kb.sqlite")
     state_path = env.get("GEMINI_KB_STATE_DB") or str(_data_home() / "state.sqlite")
-    return Settings(kb_path=Path(kb_path).expanduser(), state_path=Path(state_path).expanduser())
+    return Settings(
+        kb_path=Path(kb_path).expanduser(),
+        state_path=Path(state_path).expanduser(),
+        state_url=env.get("GEMINI_KB_STATE_URL") or None,
+    )
