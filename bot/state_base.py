@@ -38,6 +38,7 @@ MEMORY_KEYS = 20_000  # processed-event keys also kept in memory (and used alone
 PRUNE_EVERY = 1_000  # claims between prunes of old processed-event keys
 GLOBAL_BUDGET_KEY = "*"  # the deployment-wide check budget; a person's is "user:<id>"
 EXPORT_KINDS = ("feedback", "misses", "checks")
+CLAIM_SQL = "INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 __all__ = ["EVENT_TTL_S", "STORED_PASTE_CHARS", "StateBase", "StateError", "StateSummary"]
 
@@ -86,7 +87,7 @@ class StateBase:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"  # who holds a pending job's lease
         self._memory_lock = threading.Lock()
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._unsynced: OrderedDict[str, float] = OrderedDict()  # claims only memory holds (store failed)
+        self.fallbacks = 0  # claims decided by this process's memory alone because the store failed
         self._limiters: dict[tuple[str, int, float], RateLimiter] = {}
         self._claims = 0
 
@@ -128,8 +129,13 @@ class StateBase:
             return default
 
     def _write(self, what: str, sql: str, params: tuple = ()) -> int | None:
-        """Run one write; on a failing database log it and return None."""
-        return self._try(what, lambda c: c.execute(sql, params).rowcount, None)
+        """Run one write; on a failing database log it, offer it for a later replay, and return None."""
+        try:
+            return self._run(lambda c: c.execute(sql, params).rowcount)
+        except self.errors as exc:
+            self._failed(what, exc)
+            self._defer(what, sql, params, exc)
+            return None
 
     def fetch(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of a read-only query (operators' tools and tests); raises when the store fails."""
@@ -145,22 +151,9 @@ class StateBase:
                 self._seen.popitem(last=False)
             return True
 
-    def _unsynced_claim(self, key: str, at: float) -> None:
-        with self._memory_lock:
-            self._unsynced[key] = at
-            if len(self._unsynced) > MEMORY_KEYS:
-                self._unsynced.popitem(last=False)
-
-    def _take_unsynced(self) -> list[tuple[str, float]]:
-        with self._memory_lock:
-            items = list(self._unsynced.items())
-            self._unsynced.clear()
-            return items
-
-    def _write_back_claims(self, c: Tx, claims: list[tuple[str, float]]) -> None:
-        """Record claims made while the store failed, so another replica will not answer them again."""
-        for key, at in claims:
-            c.execute("INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, at))
+    def _defer(self, what: str, sql: str, params: tuple, exc: BaseException) -> None:
+        """A write the store failed to take; a back end that can replay it later keeps it (SQLite does not:
+        its failures are a lock or a full disk, not an outage that ends)."""
 
     # -- processed events --------------------------------------------------------------------
 
@@ -168,17 +161,12 @@ class StateBase:
         """True the first time `key` is claimed (by any replica sharing the store), False after."""
         if not self._remember(key):
             return False
-        at = self._clock()
-        inserted = self._write(
-            "a processed event",
-            "INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (key, at),
-        )
+        inserted = self._write("a processed event", CLAIM_SQL, (key, self._clock()))
         self._claims += 1
         if self._claims % PRUNE_EVERY == 0:
             self.prune()
         if inserted is None:  # the store failed: the in-memory claim stands (better one reply than none)
-            self._unsynced_claim(key, at)
+            self.fallbacks += 1
             return True
         return inserted > 0
 
@@ -360,9 +348,7 @@ class StateBase:
         payload, _ = redact(json.dumps(job.payload, sort_keys=True))
 
         def write(c: Tx) -> bool:
-            claimed = c.execute(
-                "INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING", (job.key, now)
-            ).rowcount
+            claimed = c.execute(CLAIM_SQL, (job.key, now)).rowcount
             if not claimed:
                 return False
             c.execute(
@@ -386,11 +372,13 @@ class StateBase:
             )
             return True
 
-        result = self._try("a pending job", write, None, tx=True)
-        if result is None:  # the store failed: this process's memory decides, the job is not durable
-            self._unsynced_claim(job.key, now)
+        try:
+            return self._run(write, tx=True)
+        except self.errors as exc:  # the store failed: this process's memory decides, the job is not durable
+            self._failed("a pending job", exc)
+            self._defer("a processed event", CLAIM_SQL, (job.key, now), exc)
+            self.fallbacks += 1
             return True
-        return result
 
     def mark_posted(self, key: str, posted_ts: str) -> None:
         """Record that the reply for `key` was posted as message `posted_ts`."""

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ OPERATION_TIMEOUT_S = 2.0  # the longest an operation waits for a pooled connect
 PROBE_EVERY_S = 1.0  # how often a lost server is tried again
 HEALTH_PROBE_EVERY_S = 2.0  # /healthz asks the server at most this often
 POOL_MIN, POOL_MAX = 1, 10
+DEFERRED_WRITES = 50_000  # writes kept in memory while the server is lost (claims, pastes, feedback, checks)
 # Connection problems degrade the replica; anything else (a constraint, a bug) is one failed write.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -99,6 +101,8 @@ class PostgresState(StateBase):
         self._prober: threading.Thread | None = None
         self._last_health = 0.0
         self.outages = 0  # times the server was lost (tests and benchmarks read it)
+        self._deferred: deque[tuple[str, tuple]] = deque(maxlen=DEFERRED_WRITES)
+        self.dropped = 0  # deferred writes pushed out by newer ones during a long outage
         # The pool retries by itself and warns at each attempt; this module logs an outage once instead.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         self.migration: MigrationReport | None = None
@@ -182,14 +186,7 @@ class PostgresState(StateBase):
         while not self._closed.wait(self._probe_every):
             try:
                 with self._connect() as conn:
-                    claims = self._take_unsynced()
-                    try:
-                        with conn.transaction():
-                            self._write_back_claims(_PgTx(conn), claims)
-                    except psycopg.Error:
-                        for key, at in claims:
-                            self._unsynced_claim(key, at)
-                        raise
+                    replayed = self._replay(conn)
                 pool = self._open_pool()
             except psycopg.Error:
                 continue
@@ -199,13 +196,50 @@ class PostgresState(StateBase):
                     return
                 down_s = time.monotonic() - (self._down_since or time.monotonic())
                 self._pool, self._down_since = pool, None
+            # Writes that failed after the replay began (in flight when the server went) follow on the new pool.
+            late = self._replay_late()
             log.warning(
-                "PostgreSQL state store %s reachable again after %.1f s; %d claims made meanwhile written back",
+                "PostgreSQL state store %s reachable again after %.1f s; %d writes made meanwhile written back%s",
                 self.where,
                 down_s,
-                len(claims),
+                replayed + late,
+                f" ({self.dropped} older ones dropped)" if self.dropped else "",
             )
             return
+
+    def _defer(self, what: str, sql: str, params: tuple, exc: BaseException) -> None:
+        """Keep a write the lost server did not take (claims first of all), to replay when it is back."""
+        if not isinstance(exc, CONNECTION_ERRORS) or what == "pruning":
+            return
+        with self._state_lock:
+            if len(self._deferred) == self._deferred.maxlen:
+                self.dropped += 1
+            self._deferred.append((sql, params))
+
+    def _replay(self, conn: psycopg.Connection) -> int:
+        """Write what was deferred, in order, in one transaction; on failure keep it all for the next try."""
+        with self._state_lock:
+            writes = list(self._deferred)
+            self._deferred.clear()
+        try:
+            with conn.transaction():
+                tx = _PgTx(conn)
+                for sql, params in writes:
+                    tx.execute(sql, params)
+        except psycopg.Error:
+            with self._state_lock:
+                self._deferred.extendleft(reversed(writes))
+            raise
+        return len(writes)
+
+    def _replay_late(self) -> int:
+        if not self._deferred:
+            return 0
+        try:
+            with self._pool.connection() as conn:
+                return self._replay(conn)
+        except psycopg.Error:
+            return 0
 
     @property
     def persistent(self) -> bool:

@@ -7,7 +7,6 @@ with the reason, only where the server binaries are missing.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,19 +27,9 @@ def pg_cluster() -> Iterator[Cluster]:
         yield cluster
 
 
-def fresh_database(cluster: Cluster) -> str:
-    """A new, empty database on the cluster; its URL."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(cluster.url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return cluster.url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture
 def pg_url(pg_cluster: Cluster) -> str:
-    return fresh_database(pg_cluster)
+    return pg_cluster.create_database()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -52,7 +41,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def state_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where the stores of one test live: a SQLite path or a PostgreSQL URL."""
     if backend == "postgresql":
-        return fresh_database(request.getfixturevalue("pg_cluster"))
+        return request.getfixturevalue("pg_cluster").create_database()
     return str(tmp_path / "state.sqlite")
 
 

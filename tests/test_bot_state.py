@@ -80,7 +80,7 @@ def test_replicas_racing_for_the_same_keys_from_threads_each_key_is_won_once(mak
 
     _race(8, work)
     assert Counter(wins) == Counter(keys)  # every key won, none twice
-    assert not any(store._unsynced for store in replicas)  # no win came from a memory fallback
+    assert not any(store.fallbacks for store in replicas)  # no win came from a memory fallback
 
 
 # -- records and the summary ---------------------------------------------------------------------

@@ -117,7 +117,7 @@ def test_postgresql_stopped_mid_run_falls_back_to_memory_then_recovers(
             lost = [r for r in caplog.records if "lost" in r.getMessage()]
             back = [r for r in caplog.records if "reachable again" in r.getMessage()]
             assert len(lost) == 1 and lost[0].levelno == logging.ERROR  # logged once, not per operation
-            assert len(back) == 1 and "claims made meanwhile written back" in back[0].getMessage()
+            assert len(back) == 1 and "writes made meanwhile written back" in back[0].getMessage()
             assert not other.claim("event:during")  # written back: a retry on another replica is caught
             assert not other.claim(f"event:{envelope['event_id']}")
             assert store.claim("event:after") and not other.claim("event:after")
