@@ -246,6 +246,8 @@ def _check_budget(urls: list[str], slack: SlackStub) -> dict[str, int]:
 
     with ThreadPoolExecutor(30) as pool:
         list(pool.map(ask, range(CHECK_REQUESTS)))
+    # Let the allowed checks post their results before the replicas are stopped.
+    slack.wait_for(lambda: len(slack.calls("response_url")) >= outcomes.count("allowed"), timeout=30)
     return {
         "sent": CHECK_REQUESTS,
         "limit": CHECKS_OVERALL,

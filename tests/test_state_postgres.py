@@ -122,6 +122,7 @@ def test_postgresql_stopped_mid_run_falls_back_to_memory_then_recovers(
             assert not other.claim(f"event:{envelope['event_id']}")
             assert store.claim("event:after") and not other.claim("event:after")
             assert store.outages == 1
+            assert other.summary().pastes == 2  # the two answers recorded during the outage were written back
     finally:
         store.close()
         other.close()
