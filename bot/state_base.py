@@ -265,7 +265,7 @@ class StateBase:
             return self._run(lambda c: self._summary(c, since, days, recent))
         except self.errors as exc:
             log.warning("state database: could not read the summary: %s", exc)
-            return StateSummary(path=self.describe(), days=days, persistent=False)
+            return StateSummary(path=self.describe(), days=days, persistent=self.persistent)
 
     def _summary(self, c: Tx, since: float, days: int, recent: int) -> StateSummary:
         q = c.execute

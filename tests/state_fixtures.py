@@ -56,6 +56,9 @@ def make_state(backend: str, state_target: str) -> Iterator[Callable[..., StateB
 
             store: StateBase = PostgresState(state_target, **options)  # type: ignore[arg-type]
         else:
+            # A generous lock wait: the racing tests count memory fallbacks, which a slow shared machine
+            # must not cause (the lock behaviour itself has its own test).
+            options.setdefault("busy_timeout", 10.0)
             store = StateDB(Path(state_target), **options)  # type: ignore[arg-type]
         stores.append(store)
         return store
