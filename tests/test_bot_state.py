@@ -321,3 +321,19 @@ def test_an_unusable_path_falls_back_to_memory(tmp_path: Path, caplog):
     assert not state.persistent and "in-memory" in caplog.text
     assert state.claim("k") and not state.claim("k")
     assert state.health()["state"] == "degraded"
+
+
+def test_gemini_check_limits_are_one_budget_for_replicas_sharing_the_store(make_state: MakeState, kb):
+    from bot.slash import Checker
+
+    a, b = (Checker(kb, make_state(), timeout=1.0, per_user_per_minute=2, global_per_minute=3) for _ in range(2))
+    try:
+        assert a.allow("U1") == (True, "") and b.allow("U1") == (True, "")
+        ok, why = a.allow("U1")  # the person's third, on either replica
+        assert not ok and why.startswith("You have run 2 checks in the last minute")
+        assert b.allow("U2") == (True, "")  # the deployment's third
+        ok, why = a.allow("U3")
+        assert not ok and why.startswith("The team has run 3 checks in the last minute")
+    finally:
+        a.close()
+        b.close()
