@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bot_latency import SECRET, TOKEN, _build_kb, _free_port, _start, bot_env  # noqa: E402
 from bench.load import CHATTER, Plan, _answered, _drain, _summary, plan  # noqa: E402
-from bot.policy import classify, looks_like_error  # noqa: E402
+from bot.policy import looks_like_error  # noqa: E402
+from bot.slack_events import classify  # noqa: E402
 from kb.matcher import match  # noqa: E402
 from kb.store import open_kb  # noqa: E402
 from tests.pg_cluster import Cluster, missing_reason, running_cluster  # noqa: E402
@@ -65,7 +66,7 @@ LOG_DIR: Path | None = None  # --logs: where each replica's log is written
 def expected_records(work: Plan, kb_path: Path) -> int:
     """How many pastes `stats` must count: every answered message (the warm-up DMs too), plus the unanswered
     ones that look like an error nothing matched (kept for curation), each once whichever replica saw it."""
-    kb = open_kb(kb_path, auto_build=False)
+    kb = open_kb(kb_path)
     silent_recorded: set[tuple[str, str | None]] = set()
     for delivery in work.deliveries:
         if delivery.key not in work.silent or delivery.key in silent_recorded:
