@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load eval eval-ingest kb clean
+.PHONY: run test lint bench bench-bot load load-replicas eval eval-ingest kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench-bot: kb
 
 load: kb
 	$(BIN)/python bench/load.py
+
+# Three HTTP-mode bots sharing one PostgreSQL (a throw-away local cluster), then one SQLite file, then
+# PostgreSQL restarted mid-run; needs the PostgreSQL server binaries (postgresql-15).
+load-replicas: kb
+	$(BIN)/python bench/load_replicas.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -27,7 +27,7 @@ from bot import blocks, slash
 from bot.checker import Checker
 from bot.service import AnswerService, Context
 from bot.slack_events import Incoming, classify
-from bot.state import StateDB
+from bot.state import StateBase
 from kb.redact import redact
 from kb.settings import BotSettings
 from kb.store import KnowledgeBase
@@ -157,7 +157,7 @@ class GeminiBot:
         self,
         *,
         kb: KnowledgeBase,
-        state: StateDB,
+        state: StateBase,
         settings: BotSettings,
         client: WebClient | None = None,
         checker: Checker | None = None,
@@ -424,7 +424,7 @@ class GeminiBot:
 
 
 def build_app(
-    settings: BotSettings, kb: KnowledgeBase, state: StateDB, *, slack_api_url: str | None = None
+    settings: BotSettings, kb: KnowledgeBase, state: StateBase, *, slack_api_url: str | None = None
 ) -> GeminiBot:
     """The bot for `settings`; `slack_api_url` overrides SLACK_API_URL (tests, proxies)."""
     return GeminiBot(kb=kb, state=state, settings=settings, client=web_client(settings, api_url=slack_api_url))

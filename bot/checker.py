@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot.chat_command import CheckCommand
 from bot.checks.registry import CHECKS, budget
 from bot.checks.result import CheckReport, CheckResult
-from bot.policy import RateLimiter
+from bot.policy import Budget, RateLimiter
 from kb.redact import scrub
 from kb.settings import DEFAULT_BASE_URL
 from kb.store import KnowledgeBase
@@ -65,25 +65,39 @@ class Checker:
         """The longest any run may take: the runner bounds each step; this bounds the whole."""
         return budget(tuple(CHECKS), self.timeout, grace=2.0)
 
-    def allow(self, user: str) -> tuple[bool, str]:
+    @property
+    def limits(self) -> dict[str, int | float]:
+        """The check limits, as the state store's deployment-wide budget takes them (0: no limit)."""
+        return {"per_user": self.limiter.limit, "overall": self.global_limiter.limit, "window_s": self.limiter.per}
+
+    def spend(self, user: str) -> Budget:
+        """One check from this process's own budgets (used when there is no state store)."""
+        for scope, limiter, key in (("user", self.limiter, user), ("overall", self.global_limiter, GLOBAL_KEY)):
+            ok, wait = limiter.allow(key)
+            if not ok:
+                return Budget(False, wait, scope)
+        return Budget(True)
+
+    def allow(self, user: str, decision: Budget | None = None) -> tuple[bool, str]:
         """Whether `user` may run a check now; otherwise the notice to show. A use is counted when allowed.
 
-        The per-user limit is asked first, so one person over their limit spends none of the team's
-        budget; a refusal by the global limit still counts against the person who asked.
+        `decision` is the deployment-wide one the answer service took from the state store (one budget for
+        every replica; the store falls back to the replica's memory while it is down); without it this
+        process's own limits decide. The per-user limit is asked first, so one person over their limit
+        spends none of the team's budget; a refusal by the global limit still counts against the person
+        who asked.
         """
-        ok, wait = self.limiter.allow(user)
-        if not ok:
-            return False, (
-                f"You have run {self.limiter.limit} checks in the last minute; try again in {max(1, round(wait))} s."
-            )
-        ok, wait = self.global_limiter.allow(GLOBAL_KEY)
-        if not ok:
-            log.warning("check refused: the team limit of %d checks a minute is reached", self.global_limiter.limit)
-            return False, (
-                f"The team has run {self.global_limiter.limit} checks in the last minute (the limit for everyone "
-                f"together); try again in {max(1, round(wait))} s."
-            )
-        return True, ""
+        b = decision if decision is not None else self.spend(user)
+        if b.allowed:
+            return True, ""
+        wait = max(1, round(b.wait_s))
+        if b.limited_by == "user":
+            return False, f"You have run {self.limiter.limit} checks in the last minute; try again in {wait} s."
+        log.warning("check refused: the team limit of %d checks a minute is reached", self.global_limiter.limit)
+        return False, (
+            f"The team has run {self.global_limiter.limit} checks in the last minute (the limit for everyone "
+            f"together); try again in {wait} s."
+        )
 
     def run(self, cmd: CheckCommand, *, user: str | None, source: str) -> CheckOutcome:
         """Run `cmd.kinds`; the rate limit must already have been applied with `allow`. Recording the run

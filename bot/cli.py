@@ -13,6 +13,7 @@ from bot import ask, serve
 from bot.checks import command as check_command
 from bot.cli_errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, open_from_args
 from bot.cli_errors import print_json as _print_json
+from bot.state_migrations import StateError
 from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.inputs import GuideError, source_files
 from kb.settings import GUIDES_DIR, ConfigError, Settings, load_settings
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KnowledgeBaseError, GuideError) as exc:
+    except (KnowledgeBaseError, GuideError, StateError) as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

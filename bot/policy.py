@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 
 from kb.matcher import MatchResult
 from kb.settings import ChannelMode
@@ -69,6 +70,15 @@ def delivery_key(delivery_id: str) -> str:
 def message_key(channel: str | None, message_id: str, purpose: str = "answer") -> str:
     """One answer (or warning) per message, however many events carry it (a Slack mention arrives twice)."""
     return f"{purpose}:{channel}:{message_id}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A check-budget decision: `limited_by` is "user" or "overall" when refused."""
+
+    allowed: bool
+    wait_s: float = 0.0
+    limited_by: str | None = None
 
 
 class RateLimiter:

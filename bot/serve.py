@@ -1,4 +1,8 @@
-"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console) and `gemini-kb stats`."""
+"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console), and the commands that open
+the state store for operators: `gemini-kb stats` and `gemini-kb state migrate|export`.
+
+The store is chosen once from the settings (`bot.state.open_state`): GEMINI_KB_STATE_URL (PostgreSQL,
+shared by replicas) when set, else the SQLite file GEMINI_KB_STATE_DB."""
 
 from __future__ import annotations
 
@@ -65,7 +69,7 @@ def make_wsgi(bot) -> WSGIApp:
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             ok, data = health(bot.kb.path, entries=len(bot.kb.entries))
-            data["state_persistent"] = bot.state.persistent
+            data.update(bot.state.health())  # a degraded state store keeps the replica in service (200)
             body = json.dumps(data).encode()
             start_response(
                 "200 OK" if ok else "503 Service Unavailable",
@@ -177,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "or pass --http to serve Slack's HTTP events"
             )
     kb = open_from_args(args)
-    state = open_state(args.settings.state_path)
+    state = open_state(args.settings)
     if use_console:
         return _console(kb, state, config)
     if args.http:
@@ -272,16 +276,17 @@ def stats_text(s: StateSummary) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from bot.state import StateDB  # sqlite-utils: only the commands that open the state pay for it
+    from bot.state import open_state  # sqlite-utils / psycopg: only the commands that open the state pay for it
 
-    path: Path = args.settings.state_path
-    if not path.exists():
+    settings = args.settings
+    path: Path = settings.state_path
+    if not settings.state_url and not path.exists():
         if args.json:
             print(json.dumps({"path": str(path), "exists": False}))
         else:
             print(f"No state database yet at {path}: the bot records to it once it runs.")
         return 0
-    state = StateDB(path)
+    state = open_state(settings)
     try:
         summary = state.summary(days=args.days, recent=args.recent)
     finally:
@@ -291,6 +296,65 @@ def cmd_stats(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(stats_text(summary))
     return 0
+
+
+# -- state migrate / export -------------------------------------------------------------
+
+
+def cmd_state_migrate(args: argparse.Namespace) -> int:
+    from bot.state import open_state
+
+    state = open_state(args.settings, strict=True)
+    try:
+        report = state.migration
+        assert report is not None  # every back end migrates on open
+        where = state.describe()
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps({"store": where, **report.__dict__}))
+    elif report.applied:
+        applied = ", ".join(map(str, report.applied))
+        print(f"{where}: schema version {report.before} -> {report.after} (applied {applied})")
+    else:
+        print(f"{where}: already at schema version {report.after}")
+    return 0
+
+
+def cmd_state_export(args: argparse.Namespace) -> int:
+    from bot.state import StateError, open_state
+    from bot.state_base import EXPORT_KINDS
+
+    kinds = tuple(args.kind or EXPORT_KINDS)
+    state = open_state(args.settings, create=False, strict=True)
+    try:
+        for row in state.export(kinds, days=args.days):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except state.errors as exc:
+        raise StateError(f"export from {state.describe()} failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        state.close()
+    return 0
+
+
+def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bot.state_base import EXPORT_KINDS
+
+    p = sub.add_parser(
+        "state",
+        help="the run-time state store (SQLite file or PostgreSQL): migrate it, export what it recorded",
+        description="Works on GEMINI_KB_STATE_URL (postgresql://...) when set, else on the SQLite file "
+        "GEMINI_KB_STATE_DB. Everything stored is already redacted.",
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    m = verbs.add_parser("migrate", help="apply the schema migrations this version needs (start-up does it too)")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_state_migrate)
+    e = verbs.add_parser("export", help="feedback, misses (pastes with no match) and checks as JSON lines")
+    e.add_argument("--jsonl", action="store_true", default=True, help="one JSON object per line (the only format)")
+    e.add_argument("--kind", action="append", choices=EXPORT_KINDS, help="only these kinds (repeatable)")
+    e.add_argument("--days", type=int, default=None, help="only the last N days (default: everything)")
+    e.set_defaults(func=cmd_state_export)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -315,3 +379,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--days", type=int, default=7, help="how far back to count (default 7)")
     p.add_argument("--recent", type=int, default=10, help="how many unmatched pastes to list (default 10)")
     p.set_defaults(func=cmd_stats)
+
+    _register_state(sub)

@@ -16,7 +16,7 @@ from bot.chat_command import HELP, CheckCommand, parse_command
 from bot.checker import Checker, CheckOutcome
 from bot.checks.registry import CHECKS
 from bot.policy import delivery_key, looks_like_error, message_key, worth_answering
-from bot.state import StateDB, StateSummary
+from bot.state import StateBase, StateSummary
 from kb.matcher import MatchResult, match
 from kb.redact import mask
 from kb.schema import Entry
@@ -72,7 +72,7 @@ class Reply:
 class AnswerService:
     """One per process: the knowledge base, the state database and the checker it answers with."""
 
-    def __init__(self, kb: KnowledgeBase, state: StateDB | None, checker: Checker, *, mode: ChannelMode):
+    def __init__(self, kb: KnowledgeBase, state: StateBase | None, checker: Checker, *, mode: ChannelMode):
         self.kb, self.state, self.checker, self.mode = kb, state, checker, mode
 
     # -- state ------------------------------------------------------------------------------
@@ -96,6 +96,11 @@ class AnswerService:
                 verdict=verdict,
                 confidence=float(confidence) if isinstance(confidence, int | float) else None,
             )
+
+    def allow_check(self, user: str) -> tuple[bool, str]:
+        """The check limits: one budget for the whole deployment when there is a state store."""
+        decision = self.state.check_budget(user, **self.checker.limits) if self.state is not None else None
+        return self.checker.allow(user, decision)
 
     def summary(self, days: int = 7) -> StateSummary | None:
         return self.state.summary(days=days) if self.state is not None else None
@@ -145,7 +150,7 @@ class AnswerService:
             result = match(cmd.text, self.kb)
             self._record(result, cmd.text, ctx)
             return Reply("answer", result=result, share=cmd.share)
-        allowed, why = self.checker.allow(user or ctx.source)
+        allowed, why = self.allow_check(user or ctx.source)
         if not allowed:
             return Reply("notice", why)
         started = False

@@ -55,6 +55,9 @@ class Settings:
 
     kb_path: Path
     state_path: Path
+    # GEMINI_KB_STATE_URL: PostgreSQL shared by every replica; None = the SQLite file at state_path.
+    # Out of the repr: the URL may carry a password.
+    state_url: str | None = field(default=None, repr=False)
     bot: BotSettings = BotSettings()
     port: int | None = None  # PORT, for `serve --http`
     log_level: str | None = None
@@ -131,6 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         kb_path=Path(kb_path).expanduser(),
         state_path=Path(state_path).expanduser(),
+        state_url=_get(env, "GEMINI_KB_STATE_URL"),
         bot=load_bot_settings(env),
         port=port_number,
         log_level=_get(env, "LOG_LEVEL"),

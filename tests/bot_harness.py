@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.app import GeminiBot, build_app
 from bot.serve import HttpServer, make_wsgi
-from bot.state import StateDB
+from bot.state import StateBase, StateDB
 from kb.settings import load_bot_settings
 from kb.store import KnowledgeBase
 from tests.gemini_stub import stub_key
@@ -44,7 +44,7 @@ class Running:
     bot: GeminiBot
     server: HttpServer
     slack: SlackStub
-    state: StateDB
+    state: StateBase
     state_path: Path
 
     @property
@@ -71,9 +71,15 @@ class Running:
 
 
 @contextmanager
-def running_bot(kb: KnowledgeBase, slack: SlackStub, state_path: Path, **overrides: object) -> Iterator[Running]:
-    """A bot serving HTTP on 127.0.0.1 (any free port) until the block ends; `overrides` go to BotSettings."""
-    state = StateDB(state_path)
+def running_bot(
+    kb: KnowledgeBase, slack: SlackStub, state_path: Path, *, state: StateBase | None = None, **overrides: object
+) -> Iterator[Running]:
+    """A bot serving HTTP on 127.0.0.1 (any free port) until the block ends; `overrides` go to BotSettings.
+
+    `state` is a store the caller owns (another back end, or one shared by several bots); by default the
+    bot gets a SQLite file at `state_path`."""
+    owned = state is None
+    state = state or StateDB(state_path)
     options: dict[str, object] = dict(
         bot_token=TOKEN,
         signing_secret=SECRET,
@@ -91,7 +97,8 @@ def running_bot(kb: KnowledgeBase, slack: SlackStub, state_path: Path, **overrid
     finally:
         server.stop()
         bot.close()
-        state.close()
+        if owned:
+            state.close()
 
 
 def state_rows(path: Path, sql: str) -> list[tuple]:

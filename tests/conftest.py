@@ -14,6 +14,7 @@ from kb.store import PROJECT_ROOT, KnowledgeBase, open_kb
 from tests.bot_harness import TOKEN, Running, running_bot
 from tests.gemini_stub import GeminiStub
 from tests.slack_stub import SlackStub
+from tests.state_fixtures import backend, make_state, pg_cluster, pg_url, state_target  # noqa: F401
 
 
 @pytest.fixture(scope="session")
