@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load eval fit kb clean
+.PHONY: run test lint bench bench-bot load load-replicas eval eval-ingest fit kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,12 +28,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Real corpus (train and test sides, when tests/data/real/ is there) and the team-written set.
-eval: $(STAMP)
+eval: kb
 	$(BIN)/python -m kb.evaluate
 
 # Refit the matcher's weights, calibration and threshold on the train side; writes kb/params.json.
-fit: $(STAMP)
+fit: kb
 	$(BIN)/python -m kb.fit
+
+# Article ingest: recall and wrong attachments per fixture (and on ../shared/seeds when present).
+SEEDS ?= $(firstword $(wildcard ../shared/seeds ../../shared/seeds))
+eval-ingest: $(STAMP)
+	$(BIN)/python -m ingest.evaluate tests/data/articles
+	@if [ -n "$(SEEDS)" ]; then $(BIN)/python -m ingest.evaluate $(SEEDS) --expected tests/data/seed-families.json; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m kb.bench
@@ -43,6 +49,11 @@ bench-bot: kb
 
 load: kb
 	$(BIN)/python bench/load.py
+
+# Three HTTP-mode bots sharing one PostgreSQL (a throw-away local cluster), then one SQLite file, then
+# PostgreSQL restarted mid-run; needs the PostgreSQL server binaries (postgresql-15).
+load-replicas: kb
+	$(BIN)/python bench/load_replicas.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 
@@ -26,75 +24,18 @@ from slack_sdk.http_retry.response import HttpResponse as RetryResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import blocks, slash
-from bot.policy import ChannelMode, Incoming, Trigger, classify, event_key, looks_like_error, message_key, should_answer
-from bot.slash import CheckCommand, Checker
-from bot.state import StateDB
-from kb.matcher import match
+from bot.checker import Checker
+from bot.service import AnswerService, Context
+from bot.slack_events import Incoming, classify
+from bot.state import StateBase
 from kb.redact import redact
+from kb.settings import BotSettings
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
 LISTENER_THREADS = 16
 SLACK_TIMEOUT_S = 10
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class BotSettings:
-    """The Slack side of the configuration, read once at start-up. Secrets stay out of repr."""
-
-    bot_token: str | None = field(default=None, repr=False)
-    app_token: str | None = field(default=None, repr=False)
-    signing_secret: str = field(default="", repr=False)
-    api_url: str | None = None  # Slack Web API base URL (tests, enterprise proxies)
-    channel_mode: ChannelMode = ChannelMode.ERRORS
-    check_timeout: float = 5.0  # per network step of a check
-    checks_per_minute: int = 5  # per user
-    checks_global_per_minute: int = 30  # all users together (what the team key can be made to spend); 0: no limit
-    team_key: str | None = field(default=None, repr=False)  # the Gemini key checks use by default
-
-
-def load_bot_settings(env: dict[str, str] | None = None) -> BotSettings:
-    """Read SLACK_* and GEMINI_KB_* variables (see docs/slack-setup.md)."""
-    from bot.checks.command import configured_key
-
-    env = dict(os.environ) if env is None else env
-
-    def get(name: str) -> str | None:
-        value = (env.get(name) or "").strip()
-        return value or None
-
-    mode = (get("GEMINI_KB_CHANNEL_MODE") or ChannelMode.ERRORS.value).lower()
-    if mode not in {m.value for m in ChannelMode}:
-        choices = ", ".join(m.value for m in ChannelMode)
-        raise ConfigError(f"GEMINI_KB_CHANNEL_MODE={mode!r}: expected one of {choices}")
-    try:
-        timeout = float(get("GEMINI_KB_CHECK_TIMEOUT") or 5.0)
-        per_minute = int(get("GEMINI_KB_CHECKS_PER_MINUTE") or 5)
-        global_per_minute = int(get("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE") or 30)
-    except ValueError as exc:
-        raise ConfigError(
-            f"GEMINI_KB_CHECK_TIMEOUT / GEMINI_KB_CHECKS_PER_MINUTE / GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE: {exc}"
-        ) from exc
-    if not 0 < timeout <= 60:
-        raise ConfigError("GEMINI_KB_CHECK_TIMEOUT must be between 0 and 60 seconds")
-    if global_per_minute < 0:
-        raise ConfigError("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE must be 0 (no limit) or more")
-    return BotSettings(
-        bot_token=get("SLACK_BOT_TOKEN"),
-        app_token=get("SLACK_APP_TOKEN"),
-        signing_secret=get("SLACK_SIGNING_SECRET") or "",
-        api_url=get("SLACK_API_URL"),
-        channel_mode=ChannelMode(mode),
-        check_timeout=timeout,
-        checks_per_minute=per_minute,
-        checks_global_per_minute=global_per_minute,
-        team_key=configured_key(env),
-    )
 
 
 SLACK_RETRIES = 2  # retries after the first try of one Web API call
@@ -216,7 +157,7 @@ class GeminiBot:
         self,
         *,
         kb: KnowledgeBase,
-        state: StateDB,
+        state: StateBase,
         settings: BotSettings,
         client: WebClient | None = None,
         checker: Checker | None = None,
@@ -224,12 +165,14 @@ class GeminiBot:
         self.kb, self.state, self.settings = kb, state, settings
         self.checker = checker or Checker(
             kb,
-            state,
             timeout=settings.check_timeout,
             per_user_per_minute=settings.checks_per_minute,
             global_per_minute=settings.checks_global_per_minute,
             team_key=settings.team_key,
+            base_url=settings.base_url,
+            allow_private=settings.allow_private,
         )
+        self.service = AnswerService(kb, state, self.checker, mode=settings.channel_mode)
         self._done = threading.Condition()
         self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
         self._listeners = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener")
@@ -263,7 +206,7 @@ class GeminiBot:
         app.action(blocks.ACTION_RUN_CHECK)(self._on_run_check)
         app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
         app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
-        slash.register(app, kb=self.kb, state=self.state, checker=self.checker)
+        slash.register(app, self.service)
         app.error(self._on_error)
 
     def _on_error(self, error: Exception, body: dict) -> None:
@@ -312,49 +255,29 @@ class GeminiBot:
                     extra={"event_id": body.get("event_id"), "ms": _ms(start)},
                 )
                 return
-            key = event_key(incoming)
-            if key and not self.state.claim(key):
-                log.info(
-                    "event %s already handled (a Slack retry)",
-                    incoming.event_id,
-                    extra={"event_id": incoming.event_id, "ms": _ms(start)},
-                )
-                return
             self._answer(incoming, client, start)
         finally:
             self._finished()
 
     def _answer(self, incoming: Incoming, client: WebClient, start: float) -> None:
-        if not incoming.text:
-            if incoming.trigger is not Trigger.CHANNEL and self.state.claim(message_key(incoming)):
-                self._post(client, incoming, blocks.notice_message(slash.HELP, fallback=slash.HELP_TEXT))
+        ctx = incoming.context()
+        answer = self.service.answer(incoming.text, ctx)
+        if answer.warn_secret and answer.result is not None:
+            self._post_ephemeral(client, incoming, blocks.secret_warning(answer.result.secret_kinds))
+        if answer.action == "help":
+            self._post(client, incoming, blocks.reply_message(self.service.run_command("help", None, ctx), self.kb))
             return
-        result = match(incoming.text, self.kb)
-        if result.secrets_found and self.state.claim(message_key(incoming, "warn")):
-            self._post_ephemeral(client, incoming, blocks.secret_warning(result.secret_kinds))
-        top = result.top
-        record = dict(text=incoming.text, source=incoming.trigger.value, channel=incoming.channel)
-        if not should_answer(incoming, result, mode=self.settings.channel_mode):
-            if not result.confident and looks_like_error(incoming.text, result.signals):
-                self.state.record_match(result, **record)  # an error we had nothing for: curation material
-            log.debug(
+        if answer.action != "answer" or answer.result is None:
+            log.info(
                 "no answer to %s event %s: %s",
                 incoming.trigger.value,
                 incoming.event_id,
-                result.abstain_reason or "channel mode",
+                answer.why,
                 extra={"event_id": incoming.event_id, "ms": _ms(start)},
             )
             return
-        if not self.state.claim(message_key(incoming)):
-            log.info(
-                "message %s/%s already answered",
-                incoming.channel,
-                incoming.ts,
-                extra={"event_id": incoming.event_id, "ms": _ms(start)},
-            )
-            return
+        result, top = answer.result, answer.result.top
         self._post(client, incoming, blocks.answer_message(result, self.kb))
-        self.state.record_match(result, **record)
         ms = _ms(start)
         log.info(
             "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
@@ -406,7 +329,7 @@ class GeminiBot:
         try:
             if event.get("tab", "home") != "home" or not event.get("user"):
                 return
-            view = blocks.home_view(self.kb, self.state.summary(days=7))
+            view = blocks.home_view(self.kb, self.service.summary(days=7))
             try:
                 client.views_publish(user_id=event["user"], view=view)
             except SlackApiError as exc:
@@ -445,16 +368,9 @@ class GeminiBot:
             clicked = body.get("message") or {}
             ts = clicked.get("ts") or container.get("message_ts") or ""
             entry_id = str(value.get("e") or "")
-            if entry_id in self.kb.entries:  # only our own ids are recorded, whatever the button carries
-                confidence = value.get("c")
-                self.state.record_feedback(
-                    user=user,
-                    channel=channel,
-                    message_ts=ts,
-                    entry_id=entry_id,
-                    verdict=verdict,
-                    confidence=float(confidence) if isinstance(confidence, int | float) else None,
-                )
+            self.service.record_feedback(
+                user=user, channel=channel, message_ts=ts, entry_id=entry_id, verdict=verdict, confidence=value.get("c")
+            )
             updated = blocks.feedback_acknowledged(clicked.get("blocks") or [], user=user, verdict=verdict)
             text = clicked.get("text") or "Gemini error answer"
             if container.get("is_ephemeral") or not (channel and ts):
@@ -472,22 +388,12 @@ class GeminiBot:
         ack()
         try:
             value = _value(action)
-            kind = value.get("k")
-            if kind not in ("key", "endpoint", "model"):
-                return
-            model = value.get("m") if kind == "model" else None
-            cmd = CheckCommand("checks", (kind,), model=model if isinstance(model, str) else None)
             user = body["user"]["id"]
-            allowed, why = self.checker.allow(user)
-            if not allowed:
-                self._reply_to_click(body, client, respond, blocks.notice_message(why))
-                return
-            outcome = self.checker.run(cmd, user=user, source="button")
-            if outcome.report is None:
-                message = blocks.notice_message(outcome.notice)
-            else:
-                message = blocks.check_report_message(outcome.report, [kind])
-            self._reply_to_click(body, client, respond, message)
+            reply = self.service.run_check(
+                str(value.get("k")), model=value.get("m"), user=user, ctx=Context("button", user=user)
+            )
+            if reply is not None:
+                self._reply_to_click(body, client, respond, blocks.reply_message(reply, self.kb))
         finally:
             self._finished()
 
@@ -518,7 +424,7 @@ class GeminiBot:
 
 
 def build_app(
-    settings: BotSettings, kb: KnowledgeBase, state: StateDB, *, slack_api_url: str | None = None
+    settings: BotSettings, kb: KnowledgeBase, state: StateBase, *, slack_api_url: str | None = None
 ) -> GeminiBot:
     """The bot for `settings`; `slack_api_url` overrides SLACK_API_URL (tests, proxies)."""
     return GeminiBot(kb=kb, state=state, settings=settings, client=web_client(settings, api_url=slack_api_url))

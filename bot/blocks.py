@@ -14,14 +14,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from bot.chat_command import HELP, HELP_TEXT
+from bot.checks.registry import CHECKS, related_check
 from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
 from kb.matcher import Match, MatchResult
 from kb.params import confidence_label
-from kb.redact import mask, redact
-from kb.store import Entry, KnowledgeBase, SourceRef
+from kb.redact import redact
+from kb.redact import scrub as scrub_text
+from kb.schema import Entry, SourceRef
+from kb.store import KnowledgeBase
 
 if TYPE_CHECKING:
+    from bot.service import Reply
     from bot.state import StateSummary
 
 MAX_BLOCKS = 50
@@ -45,13 +50,6 @@ ACTION_SHOW_ENTRY = "show_entry"
 ANSWER_ACTIONS_BLOCK = "answer_actions"
 FEEDBACK_ACK_BLOCK = "feedback_ack"
 VERDICTS = {ACTION_FIXED: "fixed", ACTION_NOT_IT: "not_it"}
-
-# Families whose fix starts with "is the key itself working?".
-KEY_FAMILIES = frozenset(
-    {"unauthenticated", "permission-denied", "service-disabled", "billing-required", "location-unsupported"}
-)
-NETWORK_FAMILIES = frozenset({"dns-or-connect-failure", "tls-or-proxy-error", "connection-reset", "client-timeout"})
-MODEL_FAMILIES = frozenset({"model-not-found", "model-retired", "method-not-supported"})
 
 
 @dataclass
@@ -154,17 +152,6 @@ def status_line(entry: Entry) -> str:
     return " · ".join(parts)
 
 
-def related_check(entry: Entry) -> str | None:
-    """The check that tells whether this family is what is happening."""
-    if entry.id.startswith("api-key") or entry.id in KEY_FAMILIES or entry.http_status in (401, 403):
-        return "key"
-    if entry.id in NETWORK_FAMILIES:
-        return "endpoint"
-    if entry.id in MODEL_FAMILIES:
-        return "model"
-    return None
-
-
 # -- answers -----------------------------------------------------------------------------
 
 
@@ -234,14 +221,11 @@ def answer_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
         _button("Fixed it", ACTION_FIXED, value, style="primary"),
         _button("Not it", ACTION_NOT_IT, value),
     ]
-    check = related_check(entry)
-    if check == "model" and not model:
-        check = None
+    check = related_check(entry.id, entry.http_status, model=model)
     if check:
-        label = {"key": "Run key check", "endpoint": "Run endpoint check", "model": f"Check model {model}"}[check]
-        buttons.append(
-            _button(label, ACTION_RUN_CHECK, json.dumps({"k": check, "m": model} if model else {"k": check}))
-        )
+        label = check.button.format(model=model) or f"Run {check.name} check"
+        wanted = {"k": check.name, "m": model} if model else {"k": check.name}
+        buttons.append(_button(label, ACTION_RUN_CHECK, json.dumps(wanted)))
     if others:
         buttons.append(_button(f"Other candidates ({len(others)})", ACTION_CANDIDATES, value))
     blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
@@ -341,8 +325,6 @@ def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str) -> lis
 
 # -- checks ------------------------------------------------------------------------------
 
-CHECK_TITLES = {"key": "API key", "endpoint": "Endpoint", "model": "Model"}
-
 
 def _result_text(r: CheckResult) -> str:
     mark = ":white_check_mark:" if r.ok else ":x:"
@@ -359,7 +341,7 @@ def _result_text(r: CheckResult) -> str:
 
 def check_report_message(report: CheckReport, kinds: list[str], *, requested_by: str | None = None) -> SlackMessage:
     """The result of /gemini-check: one section per check, each failure explained by its entry."""
-    what = ", ".join(CHECK_TITLES.get(k, k) for k in kinds) or "Checks"
+    what = ", ".join(CHECKS[k].title if k in CHECKS else k for k in kinds) or "Checks"
     failed = [r for r in report.results if not r.ok]
     verdict = "all passed" if report.ok else f"{len(failed)} of {len(report.results)} failed"
     blocks = [_header(f"{what} check: {verdict}")]
@@ -437,6 +419,27 @@ def scrub(message: SlackMessage, secret: str | None) -> SlackMessage:
     """The message with every occurrence of `secret` replaced by its mask (defence in depth)."""
     if not secret:
         return message
-    masked = mask(secret)
-    blocks = json.loads(json.dumps(message.blocks).replace(json.dumps(secret)[1:-1], masked))
-    return SlackMessage(message.text.replace(secret, masked), blocks)
+    blocks = json.loads(scrub_text(json.dumps(message.blocks), (json.dumps(secret)[1:-1],), redact_rest=False))
+    return SlackMessage(scrub_text(message.text, (secret,), redact_rest=False), blocks)
+
+
+def reply_message(reply: Reply, kb: KnowledgeBase, *, requested_by: str | None = None) -> SlackMessage:
+    """A command's reply as a Slack message."""
+    if reply.kind == "help":
+        return notice_message(HELP, fallback=HELP_TEXT)
+    if reply.kind == "list":
+        return quick_reference_message(kb)
+    if reply.kind == "entry" and reply.entry is not None:
+        return entry_message(reply.entry)
+    if reply.kind == "answer" and reply.result is not None:
+        message = answer_message(reply.result, kb)
+        if reply.result.secrets_found:
+            warning = secret_warning(reply.result.secret_kinds)
+            message = SlackMessage(message.text, warning.blocks + message.blocks)
+        return message
+    outcome = reply.report_outcome
+    if reply.kind == "report" and outcome is not None and outcome.report is not None:
+        message = check_report_message(outcome.report, list(reply.kinds), requested_by=requested_by)
+    else:
+        message = notice_message(reply.text)
+    return scrub(message, reply.key)

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import ask, serve
+from bot.checks import command as check_command
+from bot.cli_errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, open_from_args
+from bot.cli_errors import print_json as _print_json
+from bot.state_migrations import StateError
 from ingest.article_text import ARTICLE_SUFFIXES
-from ingest.build import build, load_inputs, plan_articles, source_files
-from ingest.guides import GuideError
-from kb.settings import GUIDES_DIR, Settings, load_settings
-from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, open_kb, recorded_inputs
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad usage: printed to stderr, exit status 2."""
-
-
-def _print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-def open_from_args(args: argparse.Namespace) -> KnowledgeBase:
-    """The knowledge base named by --db / GEMINI_KB_DB, built when missing or stale."""
-    return open_kb(args.settings.kb_path)
-
+from ingest.inputs import GuideError, source_files
+from kb.settings import GUIDES_DIR, ConfigError, Settings, load_settings
+from kb.store import PROJECT_ROOT, KnowledgeBaseError, recorded_inputs
 
 # -- ingest -------------------------------------------------------------------------------
 
@@ -56,6 +44,8 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.build import build, load_inputs
+
     inputs, named = _ingest_inputs(args)
     if args.check:
         try:
@@ -97,13 +87,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _dry_run(inputs: list[Path], named: list[Path], *, as_json: bool) -> int:
     """What the named articles (or all recorded ones) would add, without writing anything."""
     from bot.render_text import article_plan_text
+    from ingest.build import load_inputs, plan_articles
 
     guides, articles, _files = load_inputs(inputs, root=PROJECT_ROOT)
     if named:
         wanted = {f.resolve() for f in source_files(named)}
         articles = [a for a in articles if a.resolve() in wanted]
     if not articles:
-        raise UsageError("--dry-run needs an article (.html, .htm, .txt, or a .md without a guide's front matter)")
+        raise UsageError(
+            "--dry-run needs an article (.html, .htm, .txt, .ipynb, .pdf, or a .md without a guide's front matter)"
+        )
     planned = plan_articles(guides, articles, root=PROJECT_ROOT)
     if as_json:
         _print_json({"articles": [p.as_dict() for p in planned.plans], "warnings": planned.warnings})
@@ -156,6 +149,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """The model lifecycle table as stored in the knowledge base."""
+    kb = open_from_args(args)
+    rows = [m.as_dict() for m in kb.models.values()]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    table = [(m.name, m.status, m.date or "-", m.replacement or "-", m.entry_id) for m in kb.models.values()]
+    head = ("MODEL", "STATUS", "DATE", "REPLACEMENT", "ENTRY")
+    widths = [max(len(r[i]) for r in [head, *table]) for i in range(4)]
+    for row in [head, *table]:
+        print("  ".join(f"{v:<{widths[i]}}" for i, v in enumerate(row[:4])) + "  " + row[4])
+    return EXIT_OK
+
+
 # -- wiring -------------------------------------------------------------------------------
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -193,12 +201,14 @@ def _register_core(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--json", action="store_true", help="print the entry as JSON")
     p.set_defaults(func=cmd_show)
 
+    p = sub.add_parser("models", help="the model lifecycle table: retired, deprecated and active models")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_models)
+
 
 def _registrars() -> list[Register]:
     """Subcommand groups; each module owns its parser and handler."""
-    from bot import commands
-
-    return [_register_core, *commands.REGISTRARS]
+    return [_register_core, ask.register, check_command.register, serve.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,16 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    settings: Settings = load_settings()
+    try:
+        settings: Settings = load_settings(dict(os.environ))  # the one place the environment is read
+    except ConfigError as exc:
+        print(f"gemini-kb: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.db:
-        settings = Settings(kb_path=Path(args.db).expanduser(), state_path=settings.state_path)
+        settings = dataclasses.replace(settings, kb_path=Path(args.db).expanduser())
     args.settings = settings
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KnowledgeBaseError, GuideError) as exc:
+    except (KnowledgeBaseError, GuideError, StateError) as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

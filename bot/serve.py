@@ -1,4 +1,8 @@
-"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console) and `gemini-kb stats`."""
+"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console), and the commands that open
+the state store for operators: `gemini-kb stats` and `gemini-kb state migrate|export`.
+
+The store is chosen once from the settings (`bot.state.open_state`): GEMINI_KB_STATE_URL (PostgreSQL,
+shared by replicas) when set, else the SQLite file GEMINI_KB_STATE_DB."""
 
 from __future__ import annotations
 
@@ -7,15 +11,19 @@ import datetime as dt
 import io
 import json
 import logging
-import os
 import signal
 import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.state import StateDB, StateSummary, open_state
+from bot.cli_errors import UsageError, open_from_args
+from kb.schema import connect_ro
+
+if TYPE_CHECKING:
+    from bot.state import StateSummary
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +41,7 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 def health(kb_path: Path, *, entries: int) -> tuple[bool, dict[str, object]]:
     """Whether the knowledge base is loaded and its file still readable."""
     try:
-        conn = sqlite3.connect(f"file:{kb_path}?mode=ro", uri=True)
+        conn = connect_ro(kb_path)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         finally:
@@ -61,7 +69,7 @@ def make_wsgi(bot) -> WSGIApp:
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             ok, data = health(bot.kb.path, entries=len(bot.kb.entries))
-            data["state_persistent"] = bot.state.persistent
+            data.update(bot.state.health())  # a degraded state store keeps the replica in service (200)
             body = json.dumps(data).encode()
             start_response(
                 "200 OK" if ok else "503 Service Unavailable",
@@ -147,18 +155,19 @@ class HttpServer:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.app import ConfigError, load_bot_settings
-    from bot.cli import UsageError, open_from_args
     from bot.logs import configure_logging
+    from bot.state import open_state
 
-    try:
-        config = load_bot_settings()
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    config = args.settings.bot
     use_console = args.console or (not config.bot_token and not args.http)
     # The console's standard output is the answer; only warnings go to stderr unless asked.
     try:  # LOG_LEVEL, LOG_FORMAT (text or json); every record is redacted (bot/logs.py)
-        configure_logging(default_level="WARNING" if use_console else "INFO")
+        configure_logging(
+            level=args.settings.log_level,
+            fmt=args.settings.log_format,
+            default_level="WARNING" if use_console else "INFO",
+            env={},
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.http and not config.bot_token:
@@ -172,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "or pass --http to serve Slack's HTTP events"
             )
     kb = open_from_args(args)
-    state = open_state(args.settings.state_path)
+    state = open_state(args.settings)
     if use_console:
         return _console(kb, state, config)
     if args.http:
@@ -185,7 +194,6 @@ def _build(kb, state, config):
     from slack_sdk.errors import SlackApiError
 
     from bot.app import build_app
-    from bot.cli import UsageError
 
     try:
         return build_app(config, kb, state)
@@ -195,7 +203,7 @@ def _build(kb, state, config):
 
 def _serve_http(kb, state, config, args: argparse.Namespace) -> int:
     bot = _build(kb, state, config)
-    port = args.port if args.port is not None else int(os.environ.get("PORT") or DEFAULT_PORT)
+    port = args.port if args.port is not None else (args.settings.port or DEFAULT_PORT)
     server = HttpServer(make_wsgi(bot), host=args.host, port=port, threads=args.threads)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"gemini-kb: serving Slack events at {server.url}{EVENTS_PATH} ({len(kb.entries)} entries)", flush=True)
@@ -219,14 +227,23 @@ def _serve_socket(kb, state, config) -> int:
 
 
 def _console(kb, state, config) -> int:
+    from bot.checker import Checker
     from bot.console import run_console
-    from bot.slash import Checker
+    from bot.service import AnswerService
 
-    checker = Checker(kb, state, timeout=config.check_timeout, per_user_per_minute=0, team_key=config.team_key)
+    checker = Checker(
+        kb,
+        timeout=config.check_timeout,
+        per_user_per_minute=0,
+        team_key=config.team_key,
+        base_url=config.base_url,
+        allow_private=config.allow_private,
+    )
+    service = AnswerService(kb, state, checker, mode=config.channel_mode)
     try:
-        return run_console(kb, state, checker, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
     finally:
-        checker.close()
+        service.close()
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -259,14 +276,17 @@ def stats_text(s: StateSummary) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    path: Path = args.settings.state_path
-    if not path.exists():
+    from bot.state import open_state  # sqlite-utils / psycopg: only the commands that open the state pay for it
+
+    settings = args.settings
+    path: Path = settings.state_path
+    if not settings.state_url and not path.exists():
         if args.json:
             print(json.dumps({"path": str(path), "exists": False}))
         else:
             print(f"No state database yet at {path}: the bot records to it once it runs.")
         return 0
-    state = StateDB(path)
+    state = open_state(settings)
     try:
         summary = state.summary(days=args.days, recent=args.recent)
     finally:
@@ -276,6 +296,65 @@ def cmd_stats(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(stats_text(summary))
     return 0
+
+
+# -- state migrate / export -------------------------------------------------------------
+
+
+def cmd_state_migrate(args: argparse.Namespace) -> int:
+    from bot.state import open_state
+
+    state = open_state(args.settings, strict=True)
+    try:
+        report = state.migration
+        assert report is not None  # every back end migrates on open
+        where = state.describe()
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps({"store": where, **report.__dict__}))
+    elif report.applied:
+        applied = ", ".join(map(str, report.applied))
+        print(f"{where}: schema version {report.before} -> {report.after} (applied {applied})")
+    else:
+        print(f"{where}: already at schema version {report.after}")
+    return 0
+
+
+def cmd_state_export(args: argparse.Namespace) -> int:
+    from bot.state import StateError, open_state
+    from bot.state_base import EXPORT_KINDS
+
+    kinds = tuple(args.kind or EXPORT_KINDS)
+    state = open_state(args.settings, create=False, strict=True)
+    try:
+        for row in state.export(kinds, days=args.days):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except state.errors as exc:
+        raise StateError(f"export from {state.describe()} failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        state.close()
+    return 0
+
+
+def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bot.state_base import EXPORT_KINDS
+
+    p = sub.add_parser(
+        "state",
+        help="the run-time state store (SQLite file or PostgreSQL): migrate it, export what it recorded",
+        description="Works on GEMINI_KB_STATE_URL (postgresql://...) when set, else on the SQLite file "
+        "GEMINI_KB_STATE_DB. Everything stored is already redacted.",
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    m = verbs.add_parser("migrate", help="apply the schema migrations this version needs (start-up does it too)")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_state_migrate)
+    e = verbs.add_parser("export", help="feedback, misses (pastes with no match) and checks as JSON lines")
+    e.add_argument("--jsonl", action="store_true", default=True, help="one JSON object per line (the only format)")
+    e.add_argument("--kind", action="append", choices=EXPORT_KINDS, help="only these kinds (repeatable)")
+    e.add_argument("--days", type=int, default=None, help="only the last N days (default: everything)")
+    e.set_defaults(func=cmd_state_export)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -300,3 +379,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--days", type=int, default=7, help="how far back to count (default 7)")
     p.add_argument("--recent", type=int, default=10, help="how many unmatched pastes to list (default 10)")
     p.set_defaults(func=cmd_stats)
+
+    _register_state(sub)

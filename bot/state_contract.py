@@ -1,4 +1,4 @@
-"""What every state back end (SQLite, PostgreSQL) offers the answer service, beyond today's `StateDB` methods.
+"""What every state back end (SQLite, PostgreSQL) offers the answer service, beyond the records and claims.
 
 Durable work: an event is written as pending before Slack gets its 200, marked posted (with the Slack `ts`)
 as soon as a reply is posted, and finished afterwards. A replica that starts, or notices stale work, takes

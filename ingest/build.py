@@ -15,19 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.articles import is_article, parse_article
-from ingest.guides import Guide, GuideError, display_path, load_guides
+from ingest.attach import ArticlePlan, plan_article
+from ingest.guides import Guide, load_guides
+from ingest.inputs import GuideError, display_path, input_hash, source_files
 from kb.normalize import normalize
-
-if TYPE_CHECKING:
-    from ingest.attach import ArticlePlan
-
-SCHEMA_VERSION = 2
+from kb.schema import SCHEMA_VERSION, entry_columns, entry_row, model_row
+from kb.store import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -48,54 +45,13 @@ class BuildReport:
         return dict(self.__dict__)
 
 
-def source_files(paths: list[Path]) -> list[Path]:
-    """Expand folders into their guides and articles (`.md`, `.html`, `.htm`, `.txt`), sorted."""
-    found: dict[Path, Path] = {}  # by resolved path: a file named alone and inside a named folder counts once
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ARTICLE_SUFFIXES):
-                found.setdefault(child.resolve(), child)
-        else:
-            found.setdefault(path.resolve(), path)
-    return list(found.values())
-
-
-def input_hash(files: list[Path], *, root: Path | None = None) -> str:
-    """A stable hash of the inputs' names and bytes, and of the schema version."""
-    digest = hashlib.sha256(f"schema:{SCHEMA_VERSION}\n".encode())
-    for path in sorted(files, key=lambda p: display_path(p, root)):
-        digest.update(f"{display_path(path, root)}\n".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def _source_id(path: str) -> str:
     return hashlib.sha256(path.encode()).hexdigest()[:16]
 
 
 def _create_schema(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
-    db["entries"].create(
-        {
-            "id": str,
-            "title": str,
-            "http_status": int,
-            "status": str,
-            "summary": str,
-            "causes": str,
-            "fix": str,
-            "diagnosis": str,
-            "example": str,
-            "example_lang": str,
-            "notes": str,
-            "docs": str,
-            "retryable": str,
-            "related": str,
-            "specialises": str,
-            "reviewed": int,
-        },
-        pk="id",
-    )
+    db["entries"].create(entry_columns(), pk="id")
     db["signatures"].create(
         {"id": int, "entry_id": str, "kind": str, "text": str, "norm": str, "source_id": str},
         pk="id",
@@ -108,33 +64,12 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("entry_id", "entries", "id"), ("source_id", "sources", "id")],
     )
     db["models"].create(
-        {"name": str, "status": str, "date": str, "replacement": str, "source": str, "entry_id": str},
+        {"name": str, "status": str, "date": str, "replacement": str, "entry_id": str, "extra": str},
         pk="name",
         foreign_keys=[("entry_id", "entries", "id")],
     )
     db["signatures"].create_index(["entry_id"])
     db["signatures"].create_index(["kind", "text"])
-
-
-def _entry_row(guide: Guide) -> dict[str, object]:
-    return {
-        "id": guide.id,
-        "title": guide.title,
-        "http_status": guide.http_status,
-        "status": guide.status,
-        "summary": guide.summary,
-        "causes": json.dumps(guide.causes),
-        "fix": json.dumps(guide.fix),
-        "diagnosis": json.dumps(guide.diagnosis),
-        "example": guide.example,
-        "example_lang": guide.example_lang,
-        "notes": guide.notes,
-        "docs": json.dumps(guide.docs),
-        "retryable": guide.retryable,
-        "related": json.dumps(guide.related),
-        "specialises": guide.specialises,
-        "reviewed": int(guide.reviewed),
-    }
 
 
 def _write(
@@ -144,29 +79,20 @@ def _write(
     source_hashes: dict[str, str],
     digest: str,
     plans: list[ArticlePlan],
+    root: Path | None,
 ) -> None:
     _create_schema(db)
     entries, sources, signatures, models = [], [], [], []
     links: dict[tuple[str, str, str], dict] = {}
 
     def add_entry(guide: Guide, sid: str) -> None:
-        entries.append(_entry_row(guide))
+        entries.append(entry_row(guide))
         prose = "\n".join([guide.title, guide.summary, *guide.causes])
         for kind, text in [(s.kind, s.text) for s in guide.signatures] + [("prose", prose)]:
             signatures.append(
                 {"entry_id": guide.id, "kind": kind, "text": text, "norm": normalize(text), "source_id": sid}
             )
-        for m in guide.models:
-            models.append(
-                {
-                    "name": m.name.lower(),
-                    "status": m.status,
-                    "date": m.date,
-                    "replacement": m.replacement,
-                    "source": m.source,
-                    "entry_id": guide.id,
-                }
-            )
+        models.extend(model_row(m, guide.id) for m in guide.models)
 
     def link(entry_id: str, sid: str, section: str, advice: dict) -> None:
         row = links.setdefault((entry_id, sid, section), {})
@@ -230,6 +156,7 @@ def _write(
             {"key": "schema_version", "value": str(SCHEMA_VERSION)},
             {"key": "input_hash", "value": digest},
             {"key": "inputs", "value": json.dumps([str(p.resolve()) for p in inputs])},
+            {"key": "input_root", "value": str(root.resolve()) if root is not None else ""},
             {"key": "built_at", "value": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         ]
     )
@@ -258,6 +185,7 @@ def write_database(
     source_hashes: dict[str, str],
     plans: list[ArticlePlan] | None = None,
     before_rename: Callable[[Path], None] | None = None,
+    root: Path | None = None,
 ) -> None:
     """Write parsed guides (and what articles add) to a new file beside `db_path`, check it, rename it into place."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +197,7 @@ def write_database(
         db = sqlite_utils.Database(tmp, recreate=True)
         try:
             with db.conn:
-                _write(db, guides, inputs, source_hashes, digest, plans)
+                _write(db, guides, inputs, source_hashes, digest, plans, root)
             db.execute("VACUUM")
         finally:
             db.close()
@@ -307,9 +235,6 @@ def load_inputs(inputs: list[Path], *, root: Path | None = None) -> tuple[list[G
 
 def plan_articles(guides: list[Guide], articles: list[Path], *, root: Path | None = None) -> ArticlePlans:
     """Match every article against a knowledge base of `guides` alone and say what each would add."""
-    from ingest.attach import plan_article
-    from kb.store import KnowledgeBase
-
     if not articles:
         return ArticlePlans([], [])
     plans, warnings = [], []
@@ -363,6 +288,7 @@ def build(
         source_hashes=hashes,
         plans=planned.plans,
         before_rename=before_rename,
+        root=root,
     )
     conn = sqlite3.connect(db_path)
     try:

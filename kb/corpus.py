@@ -90,8 +90,8 @@ def split(records: list[dict], frozen: set[str] | None = None) -> tuple[list[dic
 
 
 def assemble(parts_dir: Path, family_ids: set[str]) -> tuple[int, int, list[str]]:
-    """Merge part files into the corpus; new ids join the side of their source, recorded ids stay put."""
-    records: dict[str, dict] = {r["id"]: r for r in load(CORPUS)} if CORPUS.exists() else {}
+    """Rebuild the corpus from the part files; new ids join the side of their source, recorded ids stay put."""
+    records: dict[str, dict] = {}
     for part in sorted(parts_dir.glob("*.jsonl")):
         for rec in load(part):
             records[rec["id"]] = rec

@@ -46,6 +46,8 @@ STATUS_WORDS = frozenset(
     "deadline exceeded unauthenticated failed precondition too many requests forbidden unauthorized bad request "
     "service gateway timeout server cancelled api".split()
 )
+SPECIFIC_HIT = 0.8  # a hit this strong names its family outright (a reason code, a message of several words)
+FUZZY_MIN_COVER = 0.8  # a near miss needs a paste at least this long relative to the signature
 PROSE_TERMS = 64  # distinct words of a paste compared with the descriptions
 PROSE_COMMON_SHARE = 0.05  # a word in more than this share of the descriptions is too common to rank with
 PROSE_COMMON_MIN = 50  # ... unless it is in at most this many (a small knowledge base keeps all its words)
@@ -335,7 +337,7 @@ class Evidence:
         if sig.kind == "quota_ids":
             needle = sig.text.lower()
             return 1.0 if any(needle in q for q in paste.quota_ids) or needle in paste.norm else 0.0
-        needle = sig.norm
+        needle = sig.norm.rstrip(".:;,! ")  # a quoted message often drops the final full stop
         if len(needle) < 4:
             return 0.0
         if needle in paste.norm:
@@ -345,7 +347,7 @@ class Evidence:
             return 1.0
         # A near miss needs the paste to be about as long as the signature: partial_ratio would otherwise
         # align a short paste (`429 RESOURCE_EXHAUSTED`) inside a long signature and call it a hit.
-        if len(needle) >= self.p.fuzzy_min_len and len(paste.fuzzy_text) >= len(needle):
+        if len(needle) >= self.p.fuzzy_min_len and len(paste.fuzzy_text) >= FUZZY_MIN_COVER * len(needle):
             score = fuzz.partial_ratio(needle, paste.fuzzy_text, score_cutoff=self.p.fuzzy_cutoff)
             if score:
                 # A near miss is weaker than an exact hit: templates that differ in one word stay apart.
@@ -468,13 +470,23 @@ class Evidence:
         """A Live API close: the family its reason names answers; a bare close is `live-api-closed`."""
         if not signals.live_close:
             return
-        named = [c for eid, c in cands.items() if eid not in LIVE_FAMILIES and c.own >= self.p.evidence_floor]
+        named = [
+            c
+            for eid, c in cands.items()
+            if eid not in LIVE_FAMILIES and c.own >= self.p.evidence_floor and self._specific(eid)
+        ]
         if named:
             return  # the close carries another family's error: that family's evidence speaks for itself
         if "live-api-closed" in self.kb.entries and "live-session-limit" not in cands:
             c = cand("live-api-closed")
             c.put("live_close", 1.0)
             c.hits.append((1.0, f"Live API close {signals.live_close}"))
+
+    def _specific(self, entry_id: str) -> bool:
+        """A family that names a particular cause: not a server-side 5xx and not a catch-all that others narrow
+        (a Live close whose reason is `Internal error` or `invalid argument` is still best told as a Live close)."""
+        status = self.kb.entries[entry_id].http_status
+        return (status is None or status < 500) and not self.children.get(entry_id)
 
     def _status_roots(
         self, signals: Signals, cands: dict[str, Candidate], cand: Callable[[str], Candidate], bare: bool
@@ -495,7 +507,11 @@ class Evidence:
         for eid, c in cands.items():
             entry = self.kb.entries[eid]
             if c.own >= self.p.evidence_floor and (entry.status in same or entry.http_status in same):
-                return
+                return  # a narrower family of this status has evidence: the status says nothing new
+            if entry.http_status is None and c.own >= SPECIFIC_HIT:
+                return  # a family with no status of its own is named outright (`BILLING_DISABLED`): it says more
+        # A bare status line says nothing but the status: no family has evidence of its own.
+        bare = bare and not any(c.own >= self.p.evidence_floor for c in cands.values())
         # Every family of the status is a candidate (their agreement features are alike); the root feature
         # tells the broadest apart, so it only has to rank, not to beat "none of these".
         for eid, rank in roots:

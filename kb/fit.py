@@ -142,7 +142,13 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
 
 def fit_ranker(data: list[Example]) -> list[float]:
     """Weights (last: the constant) maximising the penalised conditional log-likelihood."""
-    usable = [ex for ex in data if ex.xs and (ex.targets is None or ex.targets & set(ex.ids))]
+    # Pastes the foreign-vendor gate decides whatever the scores teach the ranking nothing (and would only
+    # teach it that a reason code in another vendor's error is weak evidence).
+    usable = [
+        ex
+        for ex in data
+        if ex.xs and (ex.targets is None or ex.targets & set(ex.ids)) and not (ex.foreign and not ex.context)
+    ]
     w = [max(m, lo) for m, lo in zip(_PRIOR, _LOWER, strict=True)]
     current = _objective(w, usable)
     for _ in range(ITERATIONS):

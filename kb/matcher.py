@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from kb.clean import clean, collapse_frames, focus
-from kb.features import TRANSPORT_FAMILIES, Candidate, Evidence, confidence_features
+from kb.features import EXACT_FEATURES, TRANSPORT_FAMILIES, Candidate, Evidence, confidence_features
 from kb.normalize import normalize
 from kb.params import CONFIDENCE_FEATURES, FEATURES, Params, load_params
 from kb.redact import redact
@@ -118,7 +118,17 @@ class Matcher:
     def candidates(self, text: str, *, about_gemini: bool = False) -> tuple[list[Candidate], Signals, list[str]]:
         """Candidate entries with their evidence features (independent of the fitted weights)."""
         focused, signals, secret_kinds = self.prepare(text, about_gemini=about_gemini)
-        cands = self.evidence.collect(focused, normalize(focused), signals, words=not about_gemini)
+        cands = self.evidence.collect(focused, normalize(focused), signals, words=not about_gemini or signals.question)
+        if (
+            about_gemini
+            and not signals.gemini_context
+            and any(c.features.get(f) for c in cands for f in EXACT_FEATURES)
+        ):
+            # Text about Gemini that quotes a known error message word for word names a Gemini error.
+            signals.gemini_context = True
+            for c in cands:
+                c.features["gemini_context"] = 1.0
+                c.features.pop("client_no_context", None)
         return cands, signals, secret_kinds
 
     def score(self, text: str, *, about_gemini: bool = False) -> Scored:
@@ -228,12 +238,8 @@ class Matcher:
 
 
 def matcher_for(kb: KnowledgeBase) -> Matcher:
-    """One matcher per knowledge base object, kept on the object (indexes are built once, freed with it)."""
-    found = kb.__dict__.get("_matcher")
-    if not isinstance(found, Matcher):
-        found = Matcher(kb)
-        kb.__dict__["_matcher"] = found
-    return found
+    """One matcher per knowledge base object (indexes are built once), owned by that object."""
+    return kb.derived("matcher", Matcher)
 
 
 def match(text: str, kb: KnowledgeBase, *, limit: int = 3, about_gemini: bool = False) -> MatchResult:

@@ -64,3 +64,13 @@ def mask(secret: str) -> str:
     if len(secret) <= 10:
         return "…" * bool(secret)
     return f"{secret[:4]}…{secret[-3:]}"
+
+
+def scrub(text: str, secrets: tuple[str | None, ...] | list[str | None] = (), *, redact_rest: bool = True) -> str:
+    """`text` with each given secret (a key typed into a command) replaced by its mask and, unless
+    `redact_rest` is False, any other secret-shaped string redacted. The one key scrubber: check results,
+    reports, Slack messages and console output all go through it."""
+    for secret in secrets:
+        if secret and text:
+            text = text.replace(secret, mask(secret))
+    return redact(text)[0] if redact_rest and text else text

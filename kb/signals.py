@@ -219,6 +219,20 @@ LIVE_CLOSE_RULES: tuple[Rule, ...] = (
         r"\"code\"\s{0,3}:\s{0,3}(10(?:0[0-9]|1[0-5]))\s{0,3},\s{0,3}\"reason\"\s{0,3}:\s{0,3}\"([^\"\n]{0,300})",
         hints=('"reason"',),
     ),
+    # google-genai's APIError for a Live close prints `{code} {status}. {message}` with no status:
+    # `1008 None. <reason>`
+    _rule(
+        "live_close_apierror",
+        r"(?<![\w.])(10(?:0[0-9]|1[0-5])) None\.\s{0,3}([^\n]{0,300})",
+        hints=(" none.",),
+    ),
+    # in words: `disconnects with a 1011 error`
+    _rule(
+        "live_close_words",
+        r"\b(?:a|the)\s(10(?:0[0-9]|1[0-5]))\s(?:error|close|code)\b()",
+        re.IGNORECASE,
+        hints=("100", "101"),
+    ),
     # a relay's one-liner: `WebSocket closed during setup: 1007`
     _rule(
         "live_close_short",

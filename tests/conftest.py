@@ -14,6 +14,7 @@ from kb.store import PROJECT_ROOT, KnowledgeBase, open_kb
 from tests.bot_harness import TOKEN, Running, running_bot
 from tests.gemini_stub import GeminiStub
 from tests.slack_stub import SlackStub
+from tests.state_fixtures import backend, make_state, pg_cluster, pg_url, state_target  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,7 @@ def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def kb(kb_path: Path) -> KnowledgeBase:
     """The shipped knowledge base, opened read-only."""
-    return open_kb(kb_path, auto_build=False)
+    return open_kb(kb_path)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +72,10 @@ def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiStub]:
 
 
 @pytest.fixture
-def running(kb: KnowledgeBase, slack: SlackStub, tmp_path: Path) -> Iterator[Running]:
-    """The bot serving HTTP on 127.0.0.1 against the Slack stand-in."""
+def running(kb: KnowledgeBase, slack: SlackStub, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]:
+    """The bot serving HTTP on 127.0.0.1 against the Slack stand-in (and the Gemini one, when the test uses it:
+    the bot reads its settings once, at start-up, so the stand-in must be up first)."""
+    if "gemini" in request.fixturenames:
+        request.getfixturevalue("gemini")
     with running_bot(kb, slack, tmp_path / "state.sqlite") as bot:
         yield bot

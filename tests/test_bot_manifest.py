@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slash import COMMAND
+from bot.chat_command import COMMAND
 
 MANIFEST = Path(__file__).resolve().parent.parent / "bot" / "manifest.yaml"
 

@@ -92,6 +92,8 @@ def test_one_long_line_is_read_in_pieces():
             "Deadline expired before operation could complete.",
         ),
         ("voice relay: WebSocket closed during setup: 1007", 1007, ""),
+        ("Receive loop error, restarting Gemini session: 1008 None. Policy check failed", 1008, "Policy check failed"),
+        ("the agent disconnects with a 1011 error after ten minutes", 1011, ""),
         ("closed with code=1011, reason=Internal error", 1011, "Internal error"),
     ],
 )
