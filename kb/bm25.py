@@ -23,11 +23,19 @@ def tokens(text: str) -> list[str]:
     return TOKEN_RE.findall(text.lower())
 
 
+def with_pairs(text: str) -> list[str]:
+    """The terms of `text` and each pair of neighbouring terms (`no_text`): a phrase says what its words
+    alone do not ("no text" is not "text")."""
+    words = tokens(text)
+    return words + [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+
+
 class BM25Index:
     """Documents by integer id; `search` returns (id, score) best first, scores positive."""
 
-    def __init__(self, docs: Iterable[tuple[int, str]], *, k1: float = 1.2, b: float = 0.75):
-        counts: dict[int, Counter[str]] = {doc_id: Counter(tokens(text)) for doc_id, text in docs}
+    def __init__(self, docs: Iterable[tuple[int, str]], *, k1: float = 1.2, b: float = 0.75, pairs: bool = False):
+        split = with_pairs if pairs else tokens
+        counts: dict[int, Counter[str]] = {doc_id: Counter(split(text)) for doc_id, text in docs}
         self.size = len(counts)
         lengths = {doc_id: sum(c.values()) for doc_id, c in counts.items()}
         avg = (sum(lengths.values()) / self.size) if self.size else 1.0

@@ -16,7 +16,7 @@ from datetime import date
 
 from rapidfuzz import fuzz
 
-from kb.bm25 import BM25Index, tokens
+from kb.bm25 import BM25Index, tokens, with_pairs
 from kb.normalize import PLACEHOLDER, STOPWORDS, normalize
 from kb.params import CONFIDENCE_FEATURES, Params
 from kb.signals import Signals
@@ -227,6 +227,7 @@ class Evidence:
             ),
             k1=k1,
             b=b,
+            pairs=True,
         )
         # The words people used for each family in the train split's pastes (learned by `make fit`).
         vocab_ids = sorted(e for e in params.vocabulary if e in kb.entries)
@@ -531,6 +532,7 @@ class Evidence:
             for t in dict.fromkeys(tokens(norm))
             if t in df and t not in STOPWORDS and t not in STATUS_WORDS and not t.isdigit() and len(t) > 2
         ][:PROSE_TERMS]
+        words += [t for t in dict.fromkeys(with_pairs(norm)) if "_" in t and t in df][:PROSE_TERMS]
         # A word in a large share of all descriptions ranks nothing and costs a long posting list (a large KB).
         common = max(PROSE_COMMON_MIN, PROSE_COMMON_SHARE * self.prose_index.size)
         rare = sorted((t for t in words if df[t] <= common), key=lambda t: (df[t], t))
