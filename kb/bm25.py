@@ -8,6 +8,7 @@ the saturated term frequency, both known at build time), so a query is a few dic
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import re
 from collections import Counter
@@ -27,7 +28,7 @@ def with_pairs(text: str) -> list[str]:
     """The terms of `text` and each pair of neighbouring terms (`no_text`): a phrase says what its words
     alone do not ("no text" is not "text")."""
     words = tokens(text)
-    return words + [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+    return words + [f"{a}_{b}" for a, b in itertools.pairwise(words)]
 
 
 class BM25Index:
