@@ -22,7 +22,8 @@ from ingest.articles import is_article, parse_article
 from ingest.attach import ArticlePlan, plan_article
 from ingest.guides import Guide, load_guides
 from ingest.inputs import GuideError, display_path, input_hash, source_files
-from kb.normalize import normalize
+from ingest.proposals import ApprovedSignature, is_signature_file, load_signatures
+from kb.normalize import PLACEHOLDER, normalize
 from kb.schema import SCHEMA_VERSION, entry_columns, entry_row, model_row
 from kb.store import KnowledgeBase
 
@@ -40,6 +41,7 @@ class BuildReport:
     seconds: float
     articles: int = 0
     warnings: list[str] = field(default_factory=list)  # articles that could not be read, and why
+    approved: int = 0  # signatures added from approved Slack proposals
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -80,6 +82,7 @@ def _write(
     digest: str,
     plans: list[ArticlePlan],
     root: Path | None,
+    approved: list[ApprovedSignature],
 ) -> None:
     _create_schema(db)
     entries, sources, signatures, models = [], [], [], []
@@ -138,6 +141,28 @@ def _write(
                         "source_id": sid,
                     }
                 )
+    for proposal in approved:
+        # Provenance is the channel and the day; the source's sha256 is that of the error lines alone.
+        sid = _source_id(f"slack-proposal:{proposal.id}")
+        sources.append(
+            {
+                "id": sid,
+                "kind": "slack",
+                "title": f"Slack proposal {proposal.id} (approved)",
+                "path": proposal.provenance,
+                "sha256": hashlib.sha256(proposal.text.encode()).hexdigest(),
+            }
+        )
+        for line in signature_lines(proposal.text):
+            signatures.append(
+                {
+                    "entry_id": proposal.entry_id,
+                    "kind": "messages",
+                    "text": line,
+                    "norm": normalize(line),
+                    "source_id": sid,
+                }
+            )
     for i, row in enumerate(signatures, start=1):
         row["id"] = i
     db["entries"].insert_all(entries)
@@ -160,6 +185,19 @@ def _write(
             {"key": "built_at", "value": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         ]
     )
+
+
+MIN_SIGNATURE_WORDS = 4  # a shorter line (`"code": 429`) says too little to tell families apart
+
+
+def signature_lines(text: str) -> list[str]:
+    """The lines of an approved proposal that are specific enough to be signatures of their own."""
+    lines = []
+    for line in text.split("\n"):
+        words = [w for w in normalize(line).split() if w != PLACEHOLDER]
+        if len(words) >= MIN_SIGNATURE_WORDS and line not in lines:
+            lines.append(line)
+    return lines
 
 
 def _validate(path: Path, expected_entries: int) -> None:
@@ -186,6 +224,7 @@ def write_database(
     plans: list[ArticlePlan] | None = None,
     before_rename: Callable[[Path], None] | None = None,
     root: Path | None = None,
+    approved: list[ApprovedSignature] | None = None,
 ) -> None:
     """Write parsed guides (and what articles add) to a new file beside `db_path`, check it, rename it into place."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +236,7 @@ def write_database(
         db = sqlite_utils.Database(tmp, recreate=True)
         try:
             with db.conn:
-                _write(db, guides, inputs, source_hashes, digest, plans, root)
+                _write(db, guides, inputs, source_hashes, digest, plans, root, approved or [])
             db.execute("VACUUM")
         finally:
             db.close()
@@ -221,8 +260,8 @@ class ArticlePlans:
 def load_inputs(inputs: list[Path], *, root: Path | None = None) -> tuple[list[Guide], list[Path], list[Path]]:
     """Parse the guides among `inputs`; return them, the article files, and every input file."""
     files = source_files(inputs)
-    articles = [f for f in files if f.exists() and is_article(f)]
-    guide_paths = [f for f in files if f not in articles]
+    articles = [f for f in files if f.exists() and not is_signature_file(f) and is_article(f)]
+    guide_paths = [f for f in files if f not in articles and not is_signature_file(f)]
     if not guide_paths:
         raise GuideError([])
     guides, problems = load_guides(guide_paths, root=root)
@@ -277,6 +316,7 @@ def build(
     started = time.perf_counter()
     guides, articles, files = load_inputs(inputs, root=root)
     planned = plan_articles(guides, articles, root=root)
+    approved, approved_warnings = _approved_signatures(files, guides, planned.plans, root)
     readable = [f for f in files if f.exists()]
     hashes = {display_path(f, root): hashlib.sha256(f.read_bytes()).hexdigest() for f in readable}
     digest = input_hash(readable, root=root)
@@ -289,6 +329,7 @@ def build(
         plans=planned.plans,
         before_rename=before_rename,
         root=root,
+        approved=approved,
     )
     conn = sqlite3.connect(db_path)
     try:
@@ -304,5 +345,25 @@ def build(
         input_hash=digest,
         seconds=time.perf_counter() - started,
         articles=len(planned.plans),
-        warnings=planned.warnings,
+        warnings=planned.warnings + approved_warnings,
+        approved=len(approved),
     )
+
+
+def _approved_signatures(
+    files: list[Path], guides: list[Guide], plans: list[ArticlePlan], root: Path | None
+) -> tuple[list[ApprovedSignature], list[str]]:
+    """The approved Slack proposals among the inputs whose family exists; the others are warnings."""
+    families = {g.id for g in guides} | {g.id for p in plans for g in p.new_entries}
+    found: list[ApprovedSignature] = []
+    warnings: list[str] = []
+    for path in (f for f in files if is_signature_file(f) and f.exists()):
+        display = display_path(path, root)
+        signatures, problems = load_signatures(path, display)
+        warnings += [f"{p}; left out" for p in problems]
+        for sig in signatures:
+            if sig.entry_id in families:
+                found.append(sig)
+            else:
+                warnings.append(f"{display}: proposal {sig.id} names no family {sig.entry_id!r}; left out")
+    return found, warnings

@@ -1,0 +1,50 @@
+"""The error in a paste, without the person around it: the lines a program printed (an HTTP status, a
+status name, an ErrorInfo reason, an exception, a finish reason, a quota id, a JSON error field), cleaned
+the way the matcher cleans a paste and redacted.
+
+A signature proposed from a Slack thread is made of these lines only: the poster's own words never reach
+the knowledge base.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kb.clean import FRAME_RE, clean
+from kb.redact import redact
+from kb.signals import extract
+
+MAX_LINES = 12
+MAX_LINE_CHARS = 300
+MAX_CHARS = 1_200
+
+# Lines that are machine output even without a status or exception name in them.
+_MACHINE_LINE = re.compile(
+    r"^\s{0,12}(?:[\"']?(?:message|status|code|reason|error|details|domain)[\"']?\s{0,3}[:=]|"
+    r"[\w.]{0,120}(?:Error|Exception)\b[^\n]{0,20}:|\{\s{0,3}[\"']error[\"'])"
+)
+
+
+def _is_error_line(line: str) -> bool:
+    if FRAME_RE.match(line):
+        return False  # a stack frame names the caller's files, not the error
+    if _MACHINE_LINE.match(line):
+        return True
+    s = extract(line)
+    return bool(
+        (s.http_status and s.http_status >= 400) or s.status or s.reasons or s.exceptions or s.finish_reasons
+    ) or bool(s.quota_ids)
+
+
+def error_lines(text: str) -> str:
+    """The error-looking lines of `text` (cleaned, redacted, capped); empty when there are none."""
+    cleaned, _ = redact(clean(text))
+    kept: list[str] = []
+    for raw in cleaned.split("\n"):
+        line = " ".join(raw.split())
+        if not line or line in kept or not _is_error_line(line):
+            continue
+        kept.append(line[:MAX_LINE_CHARS])
+        if len(kept) >= MAX_LINES:
+            break
+    return "\n".join(kept)[:MAX_CHARS].strip()
