@@ -29,6 +29,7 @@ from kb.clean import clean
 from kb.excerpt import error_lines
 from kb.matcher import MatchResult
 from kb.redact import redact
+from kb.settings import Settings
 from kb.store import KnowledgeBase
 
 DIGEST_KEY = "digest"
@@ -116,7 +117,7 @@ def corpus_record(miss: dict[str, Any]) -> dict[str, Any]:
 class Curation:
     """The misses queue, proposals and digests over one state store (None: nothing is kept)."""
 
-    def __init__(self, kb: KnowledgeBase, state: StateBase | None, *, clock: Callable[[], float] = time.time):
+    def __init__(self, kb: KnowledgeBase | None, state: StateBase | None, *, clock: Callable[[], float] = time.time):
         self.kb, self.state, self._clock = kb, state, clock
 
     # -- what the bot saw ------------------------------------------------------------------------
@@ -171,7 +172,9 @@ class Curation:
         """Someone said an answer was wrong ("Not it", 👎, with their reason if they gave one)."""
         if self.state is None:
             return None
-        answer = self.state.posted_answer(channel, answer_ts) or {}
+        answer = self.state.posted_answer(channel, answer_ts)
+        if answer is None:
+            return None  # not an answer the bot posted (or too old): nothing to learn from
         entry = entry_id or answer.get("entry_id")
         said = "answered " + (f"{entry}" if entry else "with no match")
         return self.state.record_miss(
@@ -188,6 +191,9 @@ class Curation:
 
     # -- the queue -------------------------------------------------------------------------------
 
+    def _known(self, family: str) -> bool:
+        return self.kb is not None and family in self.kb.entries
+
     def _require(self) -> StateBase:
         if self.state is None:
             raise LookupError("no state store: misses and proposals are not kept")
@@ -196,8 +202,14 @@ class Curation:
     def open_misses(self, limit: int = 1000) -> list[dict[str, Any]]:
         return self._require().misses(status="open", limit=limit)
 
+    def all_misses(self, *, dismissed: bool = False) -> list[dict[str, Any]]:
+        return [m for m in self._require().misses() if dismissed or m["status"] != "dismissed"]
+
+    def proposals(self, *, decided: bool = False) -> list[dict[str, Any]]:
+        return self._require().proposals(status=None if decided else "unreviewed")
+
     def label(self, miss_id: int, family: str, *, by: str) -> Outcome:
-        if family not in self.kb.entries:
+        if not self._known(family):
             return Outcome(False, f"There is no family `{family}`.")
         if not self._require().decide_miss(miss_id, status="labelled", by=by, label=family):
             return Outcome(False, f"There is no miss {miss_id}.")
@@ -219,7 +231,7 @@ class Curation:
         lines = error_lines(text)
         if not lines:
             return Outcome(False, "No error lines found to propose as a signature.")
-        if family not in self.kb.entries:
+        if not self._known(family):
             return Outcome(False, f"There is no family `{family}`.")
         pid, new = self._require().propose(
             entry_id=family,
@@ -322,3 +334,11 @@ class Curation:
                 activity = {}  # claimed: post what we have rather than nothing this week
             due.append(Digest(channel, week, **activity))
         return due
+
+
+def open_curation(settings: Settings, *, create: bool = False) -> Curation:
+    """Curation over the state store the settings name, for operators' commands (no knowledge base needed to
+    list or decide). Raises StateError when there is no store; the caller closes `curation.state`."""
+    from bot.state import open_state
+
+    return Curation(None, open_state(settings, create=create, strict=True))
