@@ -25,6 +25,19 @@ _MACHINE_LINE = re.compile(
 )
 
 
+# Where the machine output on a line begins: what comes before it is the person talking ("what is this? ").
+_START = re.compile(
+    r"[\[{]|\b[\w.]*(?:Error|Exception|ERROR)\b|\b[1-5]\d\d\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]{3,}\b|"
+    r"[\"']?(?:message|status|code|reason|error)[\"']?\s{0,3}[:=]"
+)
+
+
+def _machine_part(line: str) -> str:
+    """The line from where its machine output begins."""
+    found = _START.search(line)
+    return line[found.start() :] if found else line
+
+
 def _is_error_line(line: str) -> bool:
     if FRAME_RE.match(line):
         return False  # a stack frame names the caller's files, not the error
@@ -42,7 +55,10 @@ def error_lines(text: str) -> str:
     kept: list[str] = []
     for raw in cleaned.split("\n"):
         line = " ".join(raw.split())
-        if not line or line in kept or not _is_error_line(line):
+        if not line or not _is_error_line(line):
+            continue
+        line = _machine_part(line)
+        if line in kept:
             continue
         kept.append(line[:MAX_LINE_CHARS])
         if len(kept) >= MAX_LINES:

@@ -245,7 +245,10 @@ class SlackStub:
             group = params.get("usergroup")
             with self._cond:
                 members = self.usergroups.get(group) if group else None
-            body = {"ok": True, "users": list(members)} if members is not None else {"ok": False, "error": "no_such_subteam"}
+            if members is None:
+                body = {"ok": False, "error": "no_such_subteam"}
+            else:
+                body = {"ok": True, "users": list(members)}
         elif method in ("reactions.add", "reactions.remove"):
             body = {"ok": True}
         else:
