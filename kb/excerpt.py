@@ -38,22 +38,36 @@ def _machine_part(line: str) -> str:
     return line[found.start() :] if found else line
 
 
+# An exception name, not any qualified name (`genai.Client` in a line of code is not an error).
+_EXCEPTION_NAME = re.compile(
+    r"(?:Error|Exception|Exhausted|Unavailable|Timeout|Denied|Exceeded|Failure|NotFound|Invalid|Cancelled|"
+    r"Refused|Reset|Unauthenticated|Argument)$"
+)
+
+
 def _is_error_line(line: str) -> bool:
-    if FRAME_RE.match(line):
-        return False  # a stack frame names the caller's files, not the error
     if _MACHINE_LINE.match(line):
         return True
     s = extract(line)
+    exceptions = [e for e in s.exceptions if _EXCEPTION_NAME.search(e)]
     return bool(
-        (s.http_status and s.http_status >= 400) or s.status or s.reasons or s.exceptions or s.finish_reasons
-    ) or bool(s.quota_ids)
+        (s.http_status and s.http_status >= 400) or s.status or s.reasons or exceptions or s.finish_reasons
+    ) or (bool(s.quota_ids))
 
 
 def error_lines(text: str) -> str:
     """The error-looking lines of `text` (cleaned, redacted, capped); empty when there are none."""
     cleaned, _ = redact(clean(text))
     kept: list[str] = []
+    source_line = False
     for raw in cleaned.split("\n"):
+        if FRAME_RE.match(raw):
+            source_line = True  # a frame names the caller's files, and the line after it is their code
+            continue
+        if source_line and raw.startswith((" ", "\t")):
+            source_line = False
+            continue
+        source_line = False
         line = " ".join(raw.split())
         if not line or not _is_error_line(line):
             continue

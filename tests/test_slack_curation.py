@@ -215,3 +215,43 @@ def test_the_digest_is_off_by_default_and_posts_once_per_week_with_two_replicas(
     assert len(digests) == 1
     assert digests[0].params["channel"] == "CDIGEST01"
     assert "rate-limit-exceeded" in json.dumps(digests[0].params["blocks"])
+
+
+# -- the closing figure: a miss, labelled in App Home, approved, rebuilt, answered -----------------------
+
+
+def test_misses_round_trip_from_abstention_to_a_confident_answer(
+    curating: Running, paste: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    curating.event(message_event(paste["text"], channel="CROUNDTRP"))
+    curating.settle(1)
+    assert curating.messages() == []  # before: the bot abstains
+    [miss] = _misses(curating)
+
+    view = _home(curating, MAINTAINER)
+    _click(curating, _label(_element(view, f"miss:{miss['id']}", "curation_label"), paste["label"]), MAINTAINER, 3)
+    _click(curating, _element(view, f"miss:{miss['id']}", "curation_add_signature"), MAINTAINER, 4)
+    [proposal] = curating.state.proposals()
+    view = curating.slack.calls("views.publish")[-1].params["view"]
+    assert "Signature proposals (1 unreviewed)" in json.dumps(view)
+    _click(curating, _element(view, f"proposal:{proposal['id']}", "curation_approve"), MAINTAINER, 5)
+    assert curating.state.proposal(proposal["id"])["status"] == "approved"
+
+    monkeypatch.setenv("GEMINI_KB_STATE_DB", str(curating.state_path))
+    monkeypatch.setenv("GEMINI_KB_DB", str(tmp_path / "next" / "kb.sqlite"))
+    monkeypatch.setenv("GEMINI_KB_APPROVED", str(tmp_path / "approved.jsonl"))
+    capsys.readouterr()
+    assert main(["misses", "--jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["label"], r["source"].split("/")[0]) for r in records] == [(paste["label"], "slack:CROUNDTRP")]
+    assert corpus.problems(records, corpus.coverage_ids()) == []  # ready for the labelled data as it is
+    assert main(["ingest"]) == 0
+    assert "1 approved proposals" in capsys.readouterr().out
+
+    rebuilt = open_or_build(tmp_path / "next" / "kb.sqlite")
+    with running_bot(rebuilt, curating.slack, tmp_path / "after.sqlite", digest_every=0) as after:
+        after.event(message_event(paste["text"], channel="CROUNDTRP"))
+        after.settle(1)
+        [answer] = after.messages()
+    assert f"`{paste['label']}`" in json.dumps(answer["blocks"])  # after: answered, with the labelled family
+    assert "couldn't match" not in answer["text"]
