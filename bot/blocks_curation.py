@@ -89,9 +89,13 @@ def _proposal_blocks(proposal: dict[str, Any]) -> list[dict]:
     ]
 
 
-def curation_blocks(misses: list[dict[str, Any]], proposals: list[dict[str, Any]], kb: KnowledgeBase) -> list[dict]:
-    """The maintainers' queue for the App Home."""
+def curation_blocks(
+    misses: list[dict[str, Any]], proposals: list[dict[str, Any]], kb: KnowledgeBase, *, notice: str = ""
+) -> list[dict]:
+    """The maintainers' queue for the App Home; `notice` says what their last click did."""
     blocks: list[dict] = [_header(f"Misses to review ({len(misses)} open)")]
+    if notice:
+        blocks.append(_context(f":information_source: {escape(notice)}"))
     if not misses:
         blocks.append(_context("Nothing queued: every error pasted lately got an answer nobody disputed."))
     for miss in misses[:HOME_MISSES]:

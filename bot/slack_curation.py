@@ -113,8 +113,8 @@ class SlackCuration:
 
     # -- App Home --------------------------------------------------------------------------
 
-    def home_blocks(self, user: str, client: WebClient) -> list[dict] | None:
-        """The queue for a maintainer; None for everyone else (they see the usual home)."""
+    def home_blocks(self, user: str, client: WebClient, *, notice: str = "") -> list[dict] | None:
+        """The queue for a maintainer (with the outcome of their last click); None for everyone else."""
         if self.curation.state is None or not self.is_maintainer(user, client):
             return None
         try:
@@ -122,10 +122,11 @@ class SlackCuration:
         except self.curation.state.errors as exc:
             log.warning("curation queue unreadable: %s", str(exc).splitlines()[0])
             return None
-        return curation_blocks(misses, proposals, self.kb)
+        return curation_blocks(misses, proposals, self.kb, notice=notice)
 
-    def publish_home(self, user: str, client: WebClient) -> None:
-        view = blocks.home_view(self.kb, self.service.summary(days=7), curation=self.home_blocks(user, client))
+    def publish_home(self, user: str, client: WebClient, *, notice: str = "") -> None:
+        queue = self.home_blocks(user, client, notice=notice)
+        view = blocks.home_view(self.kb, self.service.summary(days=7), curation=queue)
         try:
             client.views_publish(user_id=user, view=view)
         except SlackApiError as exc:
@@ -142,7 +143,7 @@ class SlackCuration:
                 return
             outcome = decide(_value(action) | _block_ids(action), user)
             log.info("curation %s by %s: %s", action.get("action_id"), user, outcome.text)
-            self.publish_home(user, client)
+            self.publish_home(user, client, notice=outcome.text)
         finally:
             self._finished()
 

@@ -22,6 +22,7 @@ from tests.slack_stub import (
     SlackStub,
     as_form,
     as_payload_form,
+    block_actions,
     home_opened_event,
     message_event,
     reaction_event,
@@ -118,7 +119,12 @@ def test_label_and_dismiss_from_app_home_update_the_store_and_strangers_change_n
     assert curating.state.miss(first["id"])["status"] == "open"  # a stranger's click changed nothing
 
     _click(curating, forged, MAINTAINER, runs + 2)
-    _click(curating, _element(view, f"miss:{second['id']}", "curation_dismiss"), GROUP_MEMBER, runs + 3)
+    _click(curating, _element(view, f"miss:{second['id']}", "curation_add_signature"), MAINTAINER, runs + 3)
+    assert f"Label miss {second['id']} with a family first" in json.dumps(
+        curating.slack.calls("views.publish")[-1].params
+    )
+    assert curating.state.proposals() == []
+    _click(curating, _element(view, f"miss:{second['id']}", "curation_dismiss"), GROUP_MEMBER, runs + 4)
     labelled, dismissed = curating.state.miss(first["id"]), curating.state.miss(second["id"])
     assert (labelled["status"], labelled["label"], labelled["decided_by"]) == (
         "labelled",
@@ -178,15 +184,28 @@ def test_a_check_mark_by_the_poster_proposes_the_error_and_the_next_build_matche
 
 
 def test_thumbs_down_and_not_it_queue_the_answer_as_a_miss(curating: Running):
-    curating.event(message_event(RATE_ERROR))
+    event = message_event(RATE_ERROR)
+    curating.event(event)
     curating.settle(1)
     [answer] = curating.slack.calls("chat.postMessage")
     curating.event(reaction_event("thumbsdown::skin-tone-2", message_ts=answer.response["ts"], user=STRANGER))
     curating.event(reaction_event("-1", message_ts="1.000001", user=STRANGER))  # not one of the bot's answers
     curating.settle(3)
-    [miss] = _misses(curating)
-    assert (miss["kind"], miss["entry_id"], miss["user"]) == ("thumbs_down", "rate-limit-exceeded", STRANGER)
-    assert "RESOURCE_EXHAUSTED" in miss["text"] and miss["bot_said"] == "answered rate-limit-exceeded"
+    message = {**answer.params, "ts": answer.response["ts"], "thread_ts": event["ts"], "user": BOT_USER_ID}
+    button = next(
+        e
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "feedback_not_it"
+    )
+    curating.send(*as_payload_form(block_actions(message, button, response_url=curating.slack.response_url())))
+    curating.settle(4)
+    down, not_it = sorted(_misses(curating), key=lambda m: m["id"])
+    assert (down["kind"], down["entry_id"], down["user"]) == ("thumbs_down", "rate-limit-exceeded", STRANGER)
+    assert "RESOURCE_EXHAUSTED" in down["text"] and down["bot_said"] == "answered rate-limit-exceeded"
+    assert (not_it["kind"], not_it["entry_id"], not_it["user"]) == ("not_it", "rate-limit-exceeded", POSTER)
+    assert not_it["message_ts"] == down["message_ts"] == event["ts"]  # both point at the paste
 
 
 # -- the weekly digest ---------------------------------------------------------------------------------
