@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.policy import delivery_key
 from bot.state_base import StateBase
 from kb.clean import clean
 from kb.excerpt import error_lines
@@ -188,6 +189,10 @@ class Curation:
             entry_id=entry,
             candidates=[entry] if entry else [],
         )
+
+    def first_delivery(self, delivery_id: str | None) -> bool:
+        """False for a redelivered event (a reaction Slack retried), on any replica sharing the store."""
+        return not delivery_id or self.state is None or self.state.claim(delivery_key(delivery_id))
 
     # -- the queue -------------------------------------------------------------------------------
 

@@ -202,12 +202,14 @@ class SlackCuration:
         log.info("proposal by %s from %s in %s: %s", user, origin, channel, outcome.text)
         self._tell(client, channel, user, answer.get("thread_ts") or answer.get("paste_ts"), outcome.text)
 
-    def on_reaction(self, event, client) -> None:
+    def on_reaction(self, body, event, client) -> None:
         try:
             item = event.get("item") or {}
             channel, ts, user = item.get("channel"), item.get("ts"), event.get("user")
             if item.get("type") != "message" or not (channel and ts and user):
                 return
+            if not self.curation.first_delivery(body.get("event_id")):
+                return  # Slack retried the event: it was handled
             reaction = str(event.get("reaction") or "").split("::", 1)[0]  # skin tones: thumbsdown::skin-tone-2
             if reaction in CHECK_REACTIONS:
                 self._propose(client, channel=channel, answer_ts=ts, user=user, origin="reaction")

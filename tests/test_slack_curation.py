@@ -16,7 +16,7 @@ from ingest.bootstrap import open_or_build
 from kb import corpus
 from kb.matcher import match
 from kb.store import KnowledgeBase
-from tests.bot_harness import RATE_ERROR, Running, running_bot
+from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot
 from tests.slack_stub import (
     BOT_USER_ID,
     SlackStub,
@@ -206,6 +206,36 @@ def test_thumbs_down_and_not_it_queue_the_answer_as_a_miss(curating: Running):
     assert "RESOURCE_EXHAUSTED" in down["text"] and down["bot_said"] == "answered rate-limit-exceeded"
     assert (not_it["kind"], not_it["entry_id"], not_it["user"]) == ("not_it", "rate-limit-exceeded", POSTER)
     assert not_it["message_ts"] == down["message_ts"] == event["ts"]  # both point at the paste
+
+
+def test_add_to_kb_appears_after_fixed_it_and_proposes_for_the_answered_family(curating: Running):
+    event = message_event(KEY_ERROR)
+    curating.event(event)
+    curating.settle(1)
+    [answer] = curating.slack.calls("chat.postMessage")
+    message = {**answer.params, "ts": answer.response["ts"], "thread_ts": event["ts"], "user": BOT_USER_ID}
+    actions = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    fixed = next(e for e in actions if e["action_id"] == "feedback_fixed")
+    curating.send(*as_payload_form(block_actions(message, fixed, response_url=curating.slack.response_url())))
+    curating.settle(2)
+    [update] = curating.slack.calls("chat.update")
+    updated = {**message, "blocks": update.params["blocks"]}
+    add = next(e for b in updated["blocks"] if b.get("block_id") == "add_to_kb" for e in b["elements"])
+    for user in (STRANGER, POSTER):
+        payload = block_actions(updated, add, response_url=curating.slack.response_url(), user=user)
+        curating.send(*as_payload_form(payload))
+    curating.settle(4)
+    [proposal] = curating.state.proposals()
+    assert (proposal["entry_id"], proposal["origin"], proposal["proposed_by"]) == ("api-key-invalid", "button", POSTER)
+    assert "API_KEY_INVALID" in proposal["text"] and 'File "app.py"' not in proposal["text"]
+    told = [c.params for c in curating.slack.calls("chat.postEphemeral")]
+    assert [t["user"] for t in told] == [STRANGER, POSTER] and "Only the person who asked" in told[0]["text"]
+    # A reaction Slack delivers twice is handled once.
+    again = reaction_event("white_check_mark", message_ts=message["ts"], user=POSTER)
+    curating.event(again, event_id="EvTWICE0001")
+    curating.event(again, event_id="EvTWICE0001")
+    curating.settle(6)
+    assert len(curating.slack.calls("chat.postEphemeral")) == 3
 
 
 # -- the weekly digest ---------------------------------------------------------------------------------
