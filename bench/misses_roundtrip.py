@@ -141,7 +141,7 @@ def batch(tmp: Path) -> dict[str, object]:
     state = StateDB(tmp / "batch-state.sqlite")
     curation = Curation(base, state)
     for r in missed:
-        outcome = curation._propose(family=r["label"], text=r["text"], channel="CBATCH", origin="bench", by="bench")
+        outcome = curation.propose(family=r["label"], text=r["text"], channel="CBATCH", origin="bench", by="bench")
         curation.decide(outcome.id, approve=True, by="bench")
     curation.export_approved(tmp / "batch.jsonl")
     state.close()

@@ -232,7 +232,10 @@ class Curation:
 
     # -- proposals -------------------------------------------------------------------------------
 
-    def _propose(self, *, family: str, text: str, channel: str, origin: str, by: str, miss_id=None) -> Outcome:
+    def propose(
+        self, *, family: str, text: str, channel: str, origin: str, by: str, miss_id: int | None = None
+    ) -> Outcome:
+        """The error lines of `text` as an unreviewed signature proposal for `family`."""
         lines = error_lines(text)
         if not lines:
             return Outcome(False, "No error lines found to propose as a signature.")
@@ -257,7 +260,7 @@ class Curation:
             return Outcome(False, f"There is no miss {miss_id}.")
         if not miss["label"]:
             return Outcome(False, f"Label miss {miss_id} with a family first.")
-        return self._propose(
+        return self.propose(
             family=miss["label"], text=miss["text"], channel=miss["channel"], origin="home", by=by, miss_id=miss_id
         )
 
@@ -276,7 +279,7 @@ class Curation:
             family = miss["label"] if miss else None
         if not family:
             return Outcome(False, "I didn't answer this with a family: a maintainer labels it in my App Home first.")
-        return self._propose(family=family, text=answer.get("errors") or "", channel=channel, origin=origin, by=user)
+        return self.propose(family=family, text=answer.get("errors") or "", channel=channel, origin=origin, by=user)
 
     def unreviewed(self) -> list[dict[str, Any]]:
         return self._require().proposals(status="unreviewed")
