@@ -176,7 +176,8 @@ class StateDB:
         stored = None
         if not confident and text:
             # Redact the whole text before cutting it: a cut could leave half a key unrecognised.
-            stored = redact(clean(text))[0][:STORED_PASTE_CHARS]
+            # Strict: curation needs the error, not any opaque token that came with it.
+            stored = redact(clean(text), strict=True)[0][:STORED_PASTE_CHARS]
         self._write(
             "a paste",
             "INSERT INTO pastes (at, source, channel, entry_id, confidence, confident, text, reason, candidates) "
@@ -219,7 +220,7 @@ class StateDB:
         ms: float,
     ) -> None:
         """A check run; `target` must already be masked (the caller never passes a key)."""
-        target, _ = redact(target)
+        target, _ = redact(target, strict=True)
         self._write(
             "a check",
             "INSERT INTO checks (at, source, user, kinds, target, ok, failed, entry_ids, ms) "

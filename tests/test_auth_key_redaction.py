@@ -7,9 +7,9 @@ import io
 import logging
 from pathlib import Path
 
+from bot.chat_command import parse_command
 from bot.logs import configure_logging
 from bot.render_text import answer_text
-from bot.chat_command import parse_command
 from bot.state import StateDB
 from kb.matcher import match
 from kb.redact import mask, redact
