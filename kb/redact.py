@@ -51,6 +51,7 @@ class SecretRule:
     accept: Callable[[str], bool] | None = None
     before: re.Pattern[str] | None = None
     strict: bool = False
+    decoded: bool = True  # also run on the decoded view (a joined line could make any two words one token)
 
 
 # -- what a random token looks like --------------------------------------------------------
@@ -65,6 +66,7 @@ def entropy(text: str) -> float:
 
 
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+_SEPARATORS = re.compile(r"[\-._~/+]")
 
 
 def looks_random(token: str) -> bool:
@@ -80,6 +82,9 @@ def looks_random(token: str) -> bool:
     if classes < 2 or (digits == 0 and classes < 3):
         return False
     if core.isupper() and "_" in core:  # YOUR_API_KEY_HERE, AN_ENV_VAR_NAME
+        return False
+    segments = _SEPARATORS.split(core)
+    if len(segments) >= 3 and max(map(len, segments)) <= 12:  # gemini-2.5-flash-001, a.host.name, a/path
         return False
     return entropy(core) >= (3.0 if classes == 3 else 3.3)
 
@@ -111,7 +116,7 @@ def _rule(
     strict: bool = False,
 ) -> SecretRule:
     compiled_before = re.compile(before) if before else None
-    return SecretRule(name, re.compile(pattern), hints, lower, accept, compiled_before, strict)
+    return SecretRule(name, re.compile(pattern), hints, lower, accept, compiled_before, strict, decoded=not strict)
 
 
 # Key-like names whose value is a secret when it looks random: checked (lower case) just before a candidate.
@@ -124,7 +129,7 @@ _NAMED = (
 _NAME_HINTS = ("key", "secret", "token", "pass", "pwd", "credential", "auth")
 # A candidate token: a maximal run of key characters (the rules that use it add context or randomness).
 _CANDIDATE = r"[A-Za-z0-9+/_\-.~]{16,}+={0,2}"
-_STRICT_CANDIDATE = r"[A-Za-z0-9+/_\-]{24,}+={0,2}"
+_STRICT_CANDIDATE = r"[A-Za-z0-9_\-]{24,}+"  # no `/` or `.`: a path or a host name is not a token
 
 # Every pattern starts with a literal (a boundary, when needed, is a look-behind after it): the regex engine
 # then jumps from one occurrence of the literal to the next instead of trying every position.
@@ -367,7 +372,7 @@ def _secrets(text: str, rules: tuple[tuple[int, SecretRule], ...], depth: int) -
     found = _finds(text, rules)
     view = _View(text)
     if view.changed:
-        found += [(*view.span(s, e), i) for s, e, i in _finds(view.text, rules)]
+        found += [(*view.span(s, e), i) for s, e, i in _finds(view.text, tuple(r for r in rules if r[1].decoded))]
     if depth >= MAX_DEPTH:
         return found
     # Every base64 run that decodes to text, searched in one batch (one pass, however many runs).
@@ -391,6 +396,12 @@ def _secrets(text: str, rules: tuple[tuple[int, SecretRule], ...], depth: int) -
             start, end = view.span(*runs[run]) if view.changed else runs[run]
             found.append((start, end, index))
     return found
+
+
+def find(rule: SecretRule, text: str) -> list[str]:
+    """What `rule` alone finds in `text`, in its clear, decoded and base64 forms (for testing one rule)."""
+    text = text.translate(_DROP_INVISIBLE)
+    return [text[s:e] for s, e, _i in sorted(_secrets(text, ((RULES.index(rule), rule),), 0))]
 
 
 def redact(text: str, *, strict: bool = False) -> tuple[str, list[str]]:
