@@ -172,7 +172,7 @@ RULES: tuple[SecretRule, ...] = (
     ),
     _rule(
         "github-token",
-        r"gh[pousr]_(?<![A-Za-z0-9]...._)[0-9A-Za-z]{30,255}|github_pat_[0-9A-Za-z_]{40,255}",
+        r"gh[pousr]_(?<![A-Za-z0-9]gh[pousr]_)[0-9A-Za-z]{30,255}|github_pat_[0-9A-Za-z_]{40,255}",
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     _rule("gitlab-token", r"glpat-[0-9A-Za-z_\-]{20,60}", ("glpat-",)),

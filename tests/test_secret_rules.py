@@ -135,3 +135,10 @@ def test_strict_mode_also_drops_unnamed_random_tokens_but_keeps_paths_and_hosts(
     assert redact(text) == (text, [])
     out, kinds = redact(text, strict=True)
     assert kinds == ["random-token"] and "Xk9fFAKE" not in out and "https://gateway.example.com/v1/" in out
+
+
+@pytest.mark.parametrize("before", [" ", "model ", "models/", "(", "\n"])
+def test_a_boundary_rule_finds_its_secret_after_any_separator(before):
+    for shape in all_shapes(seed=5):
+        if shape.one_word and "%" not in shape.text:
+            assert not leaked(shape, redact(before + shape.text)[0]), (before, shape.shape)
