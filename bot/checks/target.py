@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from kb.redact import redact
 from kb.settings import DEFAULT_BASE_URL
 
 # Names that reach the host itself or the cloud metadata service whatever they resolve to.
@@ -31,6 +32,15 @@ class Target:
     host: str  # without brackets for IPv6
     port: int
     prefix: str  # path before /v1beta, usually ""
+
+    @property
+    def shown(self) -> str:
+        """The URL as reports, logs and the state show it: a token in its path is redacted."""
+        return redact(self.url, strict=True)[0]
+
+    @property
+    def shown_prefix(self) -> str:
+        return redact(self.prefix, strict=True)[0]
 
     @property
     def is_default(self) -> bool:
