@@ -267,3 +267,46 @@ def test_a_server_dripping_its_answer_cannot_outlive_the_check(kb, pki):
         assert server.closed_by_client == runs
         assert threading.active_count() <= threads, [t.name for t in threading.enumerate()]
         assert _open_fds() <= fds
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433",
+        "https://0x7f000001",
+        "https://127.1",
+        "https://0177.0.0.1",
+        "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # full-width digits
+        "https://127\u30020\u30020\u30021",  # ideographic full stops
+        "https://[64:ff9b::a00:1]",  # NAT64 of 10.0.0.1
+        "https://[64:ff9b::7f00:1]",
+        "https://[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+        "https://[2002:a9fe:a9fe::]",  # 6to4 of the metadata service
+        "https://[::127.0.0.1]",
+        "https://intranet",
+    ],
+)
+def test_other_spellings_of_private_addresses_are_refused_even_through_a_proxy(kb, monkeypatch, url):
+    with pytest.raises(TargetRefused):
+        parse_target(url, allow_private=False)
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+        results, _ = endpoint(kb, url, allow_private=False)
+    assert not results[-1].ok and "refused" in results[-1].detail and proxy.seen == []
+
+
+def test_a_name_this_host_resolves_privately_is_refused_before_the_proxy(kb, trusted, monkeypatch):
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: real(HOST if host == "api.example.test" else host, *a, **k)
+    )
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+        _results, by_name = endpoint(kb, "https://api.example.test", allow_private=False)
+    assert "resolves to a loopback address 127.0.0.1" in by_name["endpoint.dns"].detail
+    assert proxy.seen == []
+
+
+def test_public_addresses_in_other_spellings_are_still_checked():
+    assert parse_target("https://134744072", allow_private=False).host == "8.8.8.8"
+    assert parse_target("https://[2001:4860:4860::8888]", allow_private=False).host == "2001:4860:4860::8888"

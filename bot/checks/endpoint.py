@@ -90,6 +90,8 @@ def check_endpoint(url: str, *, timeout: float, kb: KnowledgeBase | None, allow_
     run.results.append(CheckResult(run.phase("proxy"), True, None, proxy.describe(), data=shown))
     via_proxy = proxy.url is not None
     host, port = (proxy.host, proxy.port) if via_proxy else (target.host, target.port)
+    if via_proxy and not allow_private and not _target_resolves_publicly(run):
+        return run.results
 
     addresses = _dns(run, host, port, vet=not via_proxy, allow_private=allow_private)
     if addresses is None:
@@ -142,6 +144,24 @@ def _bounded(func: Callable[[], T], timeout: float) -> T:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
+
+
+def _target_resolves_publicly(run: _Run) -> bool:
+    """Behind a proxy the proxy resolves the name, so a name this host resolves to a private address (a hosts
+    file entry, split DNS) is refused here first. A name this host cannot resolve is left to the proxy."""
+    start = time.perf_counter()
+    host = run.target.host
+    try:
+        infos = _bounded(lambda: socket.getaddrinfo(host, run.target.port, type=socket.SOCK_STREAM), run.left())
+    except (PhaseTimeout, OSError, UnicodeError):
+        return True
+    try:
+        for *_rest, sockaddr in infos:
+            refuse_address(host, sockaddr[0], allow_private=False)
+    except TargetRefused as exc:
+        run.results.append(CheckResult(run.phase("dns"), False, ms_since(start, time.perf_counter()), str(exc)))
+        return False
+    return True
 
 
 def _dns(run: _Run, host: str, port: int, *, vet: bool, allow_private: bool) -> list[tuple[int, tuple]] | None:
