@@ -231,13 +231,13 @@ _DROP_INVISIBLE = {
     for code in range(ord(first), ord(last or first) + 1)
 }
 _UNITS = re.compile(
-    r"(?P<u>(?:\\u[0-9a-fA-F]{4})++)|(?P<x>(?:\\x[0-9a-fA-F]{2})++)|\\(?P<slash>/)"
+    r"(?P<u>(?:\\u[0-9a-fA-F]{4})++)|(?P<x>(?:\\x[0-9a-fA-F]{2})++)|(?P<slash>\\/)"
     r"|(?P<pct>(?:%(?:25){0,3}[0-9a-fA-F]{2})++)"
     r"|(?P<ent>(?:&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|amp|lt|gt|quot|apos|sol|colon|equals);)++)"
     # A key broken over lines (with or without a trailing backslash), or split into "quoted" "pieces": joined
     # when 8 key characters stand on each side (`_joinable`), so ordinary prose keeps its line breaks.
     r"|(?P<join>(?:\\\r?\n|\r?\n)[ \t]{0,8}|[\"'][ \t]{0,8}\+?[ \t]{0,8}\\?\r?\n?[ \t]{0,8}\+?[ \t]{0,8}[\"'])"
-    r"(?=[A-Za-z0-9_\-+/=]{8})"
+    r"(?=[A-Za-z0-9_\-+/=]{8})(?=[a-z_\-+/=]{0,7}[A-Z0-9])"
 )
 _PCT_25 = re.compile(r"%(?:25){0,3}")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.")
@@ -245,20 +245,20 @@ _UNIT_MARKS = ("\\", "%", "&", "\n")
 
 
 def _joinable(text: str, start: int) -> bool:
-    return start >= 8 and all(c in _KEY_CHARS for c in text[start - 8 : start])
+    """8 key characters, one an upper-case letter or a digit, before the break (the regex checks after it)."""
+    before = text[start - 8 : start]
+    return start >= 8 and all(c in _KEY_CHARS for c in before) and any(c.isupper() or c.isdigit() for c in before)
 
 
-def _unit_text(m: re.Match[str]) -> str:
-    """What one run of escapes stands for (a line join stands for nothing)."""
-    if m.group("u") or m.group("x"):
-        return m.group().encode("ascii").decode("unicode_escape", errors="replace")
-    if m.group("pct"):
-        return bytes.fromhex(_PCT_25.sub("", m.group())).decode("latin-1")
-    if m.group("ent"):
-        return html.unescape(m.group())
-    if m.group("slash"):
-        return "/"
-    return ""
+def _unit_text(kind: str | None, found: str) -> str:
+    """What one run of escapes stands for."""
+    if kind in ("u", "x"):
+        return found.encode("ascii").decode("unicode_escape", errors="replace")
+    if kind == "pct":
+        return bytes.fromhex(_PCT_25.sub("", found)).decode("latin-1")
+    if kind == "ent":
+        return html.unescape(found)
+    return "/"  # `\/`
 
 
 class _View:
@@ -266,25 +266,31 @@ class _View:
 
     def __init__(self, text: str):
         parts: list[str] = []
-        self.vstarts: list[int] = []  # per replaced stretch: where it starts in the view...
-        self.vends: list[int] = []  # ... and ends,
-        self.ostarts: list[int] = []  # and where it came from in the original
-        self.oends: list[int] = []
+        vstarts: list[int] = []  # per replaced stretch: where it starts in the view...
+        vends: list[int] = []  # ... and ends,
+        ostarts: list[int] = []  # and where it came from in the original
+        oends: list[int] = []
         last = vpos = 0
         for m in _UNITS.finditer(text) if any(mark in text for mark in _UNIT_MARKS) else ():
-            if m.group("join") is not None and not _joinable(text, m.start()):
-                continue
-            parts.append(text[last : m.start()])
-            vpos += m.start() - last
-            new = _unit_text(m)
+            start, end = m.span()
+            kind = m.lastgroup
+            if kind == "join":
+                if not _joinable(text, start):
+                    continue
+                new = ""
+            else:
+                new = _unit_text(kind, m.group())
+            parts.append(text[last:start])
             parts.append(new)
-            self.vstarts.append(vpos)
-            self.vends.append(vpos + len(new))
-            self.ostarts.append(m.start())
-            self.oends.append(m.end())
+            vpos += start - last
+            vstarts.append(vpos)
             vpos += len(new)
-            last = m.end()
+            vends.append(vpos)
+            ostarts.append(start)
+            oends.append(end)
+            last = end
         parts.append(text[last:])
+        self.vstarts, self.vends, self.ostarts, self.oends = vstarts, vends, ostarts, oends
         self.text = "".join(parts) if self.vstarts else text
 
     @property
@@ -310,6 +316,7 @@ MAX_DEPTH = 2  # base64 inside base64 inside the text, no deeper
 _BATCH_SEPARATOR = "\n\x00\n"  # between decoded runs: no rule reads across it
 
 
+@functools.lru_cache(maxsize=8192)
 def _b64_text(run: str) -> str | None:
     """`run` decoded as base64 (standard or URL-safe, padding optional) when that gives printable text."""
     core = run.rstrip("=")
@@ -359,9 +366,9 @@ def _finds(text: str, rules: tuple[tuple[int, SecretRule], ...]) -> list[tuple[i
             start, end = m.span(group) if group else m.span()
             if end <= start:
                 continue
-            if rule.before is not None and not rule.before.search(lowered, max(0, start - BEFORE_CHARS), start):
-                continue
             if rule.accept is not None and not _accepted(index, text[start:end]):
+                continue
+            if rule.before is not None and not rule.before.search(lowered, max(0, start - BEFORE_CHARS), start):
                 continue
             found.append((start, end, index))
     return found
