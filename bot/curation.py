@@ -70,7 +70,7 @@ def day_of(at: float) -> str:
 
 def _stored(text: str) -> str:
     # Redact the whole text before cutting it: a cut could leave half a key unrecognised.
-    return redact(clean(text))[0][:STORED_MISS_CHARS]
+    return redact(clean(text), strict=True)[0][:STORED_MISS_CHARS]
 
 
 # -- corpus records --------------------------------------------------------------------------------

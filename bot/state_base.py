@@ -197,7 +197,7 @@ class StateBase(CurationStore):
         stored = None
         if not confident and text:
             # Redact the whole text before cutting it: a cut could leave half a key unrecognised.
-            stored = redact(clean(text))[0][:STORED_PASTE_CHARS]
+            stored = redact(clean(text), strict=True)[0][:STORED_PASTE_CHARS]
         self._write(
             "a paste",
             "INSERT INTO pastes (at, source, channel, entry_id, confidence, confident, text, reason, candidates) "
@@ -241,7 +241,7 @@ class StateBase(CurationStore):
         channel: str | None = None,
     ) -> None:
         """A check run; `target` must already be masked (the caller never passes a key)."""
-        target, _ = redact(target)
+        target, _ = redact(target, strict=True)
         self._write(
             "a check",
             'INSERT INTO checks (at, source, "user", kinds, target, ok, failed, entry_ids, ms, channel) '

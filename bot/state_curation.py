@@ -76,7 +76,7 @@ class CurationStore:
             "a posted answer",
             "INSERT INTO posted_answers (channel, ts, paste_ts, thread_ts, poster, entry_id, confident, errors, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING",
-            (channel, ts, paste_ts, thread_ts, poster, entry_id, int(confident), redact(errors)[0], now),
+            (channel, ts, paste_ts, thread_ts, poster, entry_id, int(confident), redact(errors, strict=True)[0], now),
         )
         self._write("pruning answers", "DELETE FROM posted_answers WHERE at < ?", (now - ANSWER_TTL_S,))
 
@@ -104,15 +104,15 @@ class CurationStore:
         candidates: list[str] | None = None,
     ) -> int | None:
         """Queue a miss once per message and kind (a second report adds what the person said); its id."""
-        said = redact(person_said)[0][:SAID_CHARS]
+        said = redact(person_said, strict=True)[0][:SAID_CHARS]
         params = (
             self._clock(),
             kind,
             channel,
             message_ts,
             user,
-            redact(text)[0],
-            redact(bot_said)[0],
+            redact(text, strict=True)[0],
+            redact(bot_said, strict=True)[0],
             said,
             entry_id,
             json.dumps(candidates or []),
@@ -169,7 +169,7 @@ class CurationStore:
     ) -> tuple[int, bool]:
         """Store a proposal as unreviewed; (its id, whether it is new). The same text for the same family is
         one proposal, however many people propose it."""
-        text = redact(text)[0]
+        text = redact(text, strict=True)[0]
 
         def write(c: Tx) -> tuple[int, bool]:
             row = c.execute(
