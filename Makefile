@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load load-replicas eval eval-ingest fit kb clean
+.PHONY: run test lint bench bench-bot load load-replicas misses-roundtrip eval eval-ingest fit kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ load: kb
 # PostgreSQL restarted mid-run; needs the PostgreSQL server binaries (postgresql-15).
 load-replicas: kb
 	$(BIN)/python bench/load_replicas.py
+
+# Issue 17's closing figure: a real abstained paste labelled in App Home, approved, rebuilt, answered; then every
+# abstained TRAIN paste the same way, with the effect on the TEST side.
+misses-roundtrip: $(STAMP)
+	$(BIN)/python bench/misses_roundtrip.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -26,6 +26,7 @@ from slack_sdk.http_retry.state import RetryState
 from bot import blocks, slash
 from bot.checker import Checker
 from bot.service import AnswerService, Context
+from bot.slack_curation import SlackCuration
 from bot.slack_events import Incoming, classify
 from bot.state import StateBase
 from kb.redact import redact
@@ -173,6 +174,8 @@ class GeminiBot:
             allow_private=settings.allow_private,
         )
         self.service = AnswerService(kb, state, self.checker, mode=settings.channel_mode)
+        # App Home queue, ✅/👎 reactions, Add to KB, weekly digest
+        self.curation = SlackCuration(self.service, settings, client=lambda: self.app.client, finished=self._finished)
         self._done = threading.Condition()
         self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
         self._listeners = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener")
@@ -193,6 +196,7 @@ class GeminiBot:
         finally:
             bolt_log.removeFilter(quiet)
         self._register()
+        self.curation.digest.start()
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -207,6 +211,7 @@ class GeminiBot:
         app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
         app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
         slash.register(app, self.service)
+        self.curation.register(app)
         app.error(self._on_error)
 
     def _on_error(self, error: Exception, body: dict) -> None:
@@ -277,7 +282,16 @@ class GeminiBot:
             )
             return
         result, top = answer.result, answer.result.top
-        self._post(client, incoming, blocks.answer_message(result, self.kb))
+        ts = self._post(client, incoming, blocks.answer_message(result, self.kb))
+        self.service.curation.note_answer(
+            incoming.text,
+            result,
+            channel=incoming.channel,
+            ts=ts,
+            paste_ts=incoming.ts,
+            thread_ts=incoming.reply_thread,
+            poster=incoming.user,
+        )
         ms = _ms(start)
         log.info(
             "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
@@ -290,15 +304,17 @@ class GeminiBot:
             extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
         )
 
-    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
+    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> str | None:
+        """Post in the message's thread; the posted message's ts, or None when it was not posted."""
         try:
-            client.chat_postMessage(
+            response = client.chat_postMessage(
                 channel=incoming.channel,
                 thread_ts=incoming.reply_thread,
                 unfurl_links=False,
                 unfurl_media=False,
                 **message.kwargs(),
             )
+            return response.get("ts")
         except SlackApiError as exc:  # after the retries SlackRetryHandler allows
             log.error(
                 "chat.postMessage to %s failed (HTTP %s): %s; reply not posted",
@@ -312,6 +328,7 @@ class GeminiBot:
                 incoming.channel,
                 type(exc).__name__,
             )
+        return None
 
     def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
         try:
@@ -329,11 +346,7 @@ class GeminiBot:
         try:
             if event.get("tab", "home") != "home" or not event.get("user"):
                 return
-            view = blocks.home_view(self.kb, self.service.summary(days=7))
-            try:
-                client.views_publish(user_id=event["user"], view=view)
-            except SlackApiError as exc:
-                log.error("views.publish failed: %s", exc.response.get("error"))
+            self.curation.publish_home(event["user"], client)  # the queue too, for a maintainer
         finally:
             self._finished()
 
@@ -371,7 +384,9 @@ class GeminiBot:
             self.service.record_feedback(
                 user=user, channel=channel, message_ts=ts, entry_id=entry_id, verdict=verdict, confidence=value.get("c")
             )
-            updated = blocks.feedback_acknowledged(clicked.get("blocks") or [], user=user, verdict=verdict)
+            updated = blocks.feedback_acknowledged(
+                clicked.get("blocks") or [], user=user, verdict=verdict, entry_id=entry_id
+            )
             text = clicked.get("text") or "Gemini error answer"
             if container.get("is_ephemeral") or not (channel and ts):
                 respond(replace_original=True, text=text, blocks=updated)
@@ -420,6 +435,7 @@ class GeminiBot:
     def close(self) -> None:
         """Stop taking work; listeners already running finish on their own (daemon-free, bounded)."""
         self._listeners.shutdown(wait=False, cancel_futures=True)
+        self.curation.close()
         self.checker.close()
 
 

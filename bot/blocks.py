@@ -50,6 +50,8 @@ ACTION_SHOW_ENTRY = "show_entry"
 ANSWER_ACTIONS_BLOCK = "answer_actions"
 FEEDBACK_ACK_BLOCK = "feedback_ack"
 VERDICTS = {ACTION_FIXED: "fixed", ACTION_NOT_IT: "not_it"}
+ACTION_ADD_TO_KB = "add_to_kb"  # on an answer someone said fixed it (bot/slack_curation.py)
+ADD_TO_KB_BLOCK = "add_to_kb"
 
 
 @dataclass
@@ -303,11 +305,12 @@ def secret_warning(kinds: list[str]) -> SlackMessage:
     return SlackMessage(text, [_section(text)])
 
 
-def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str) -> list[dict]:
-    """The answer's blocks with the feedback buttons replaced by a thank-you line."""
+def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str, entry_id: str = "") -> list[dict]:
+    """The answer's blocks with the feedback buttons replaced by a thank-you line (and, once it fixed it, an
+    "Add to KB" button for `entry_id`)."""
     out: list[dict] = []
     for block in blocks:
-        if block.get("block_id") == FEEDBACK_ACK_BLOCK:
+        if block.get("block_id") in (FEEDBACK_ACK_BLOCK, ADD_TO_KB_BLOCK):
             continue
         if block.get("type") == "actions" and block.get("block_id") == ANSWER_ACTIONS_BLOCK:
             rest = [e for e in block.get("elements", []) if e.get("action_id") not in VERDICTS]
@@ -320,7 +323,15 @@ def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str) -> lis
     else:
         note = f":memo: <@{user}> says this was not it. Noted; try the other candidates or `/gemini-check`."
     out.append({"type": "context", "block_id": FEEDBACK_ACK_BLOCK, "elements": [{"type": "mrkdwn", "text": note}]})
+    if verdict == "fixed" and entry_id:
+        out.append(add_to_kb_block(entry_id))
     return fit(out)
+
+
+def add_to_kb_block(entry_id: str) -> dict:
+    """Offered once someone says an answer fixed it: propose the thread's error as a signature of `entry_id`."""
+    value = json.dumps({"e": entry_id})
+    return {"type": "actions", "block_id": ADD_TO_KB_BLOCK, "elements": [_button("Add to KB", ACTION_ADD_TO_KB, value)]}
 
 
 # -- checks ------------------------------------------------------------------------------
@@ -386,8 +397,9 @@ def quick_reference_message(kb: KnowledgeBase) -> SlackMessage:
     return SlackMessage("Gemini API errors: quick reference", fit(body))
 
 
-def home_view(kb: KnowledgeBase, summary: StateSummary) -> dict:
-    """The App Home tab: activity of the last days, then the quick reference grouped by status."""
+def home_view(kb: KnowledgeBase, summary: StateSummary, *, curation: list[dict] | None = None) -> dict:
+    """The App Home tab: activity of the last days, then (for a maintainer) the `curation` queue, then the quick
+    reference grouped by status."""
     blocks: list[dict] = [_header("Gemini API errors: quick reference")]
     names = {eid: e.title for eid, e in kb.entries.items()}
     activity = [
@@ -407,6 +419,7 @@ def home_view(kb: KnowledgeBase, summary: StateSummary) -> dict:
         )
     )
     blocks.append({"type": "divider"})
+    blocks += curation or []
     blocks += quick_reference_blocks(kb)
     blocks.append(_context(f"Knowledge base {escape(kb.version())} · {len(kb.entries)} entries"))
     return {"type": "home", "blocks": fit(blocks, MAX_HOME_BLOCKS)}

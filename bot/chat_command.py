@@ -21,6 +21,7 @@ def _help() -> str:
         f"• `{COMMAND}` — check the team API key and the endpoint",
         *help_lines(COMMAND),
         f"• `{COMMAND} list` — the quick reference of every error family",
+        f"• `{COMMAND} digest on|off` — a weekly digest in this channel (top errors, misses, failed checks)",
         f"• `{COMMAND} <error text or entry id>` — look it up in the knowledge base",
         "Add `share` to post the result in the channel. Checks are limited per person and for the whole team "
         "per minute.",
@@ -36,7 +37,7 @@ HELP_TEXT = re.sub(r"[*`]", "", HELP)
 class CheckCommand:
     """What the user asked for. `key` never appears in a repr (and so in no log line)."""
 
-    action: str  # help | list | checks | lookup | usage
+    action: str  # help | list | checks | lookup | usage | digest (text: on | off)
     kinds: tuple[str, ...] = ()
     key: str | None = field(default=None, repr=False)
     base_url: str | None = None
@@ -70,6 +71,10 @@ def parse_command(text: str) -> CheckCommand:
         return CheckCommand("help")
     if head in ("list", "ref", "reference") and not rest:
         return CheckCommand("list", share=share)
+    if head == "digest" and len(rest) <= 1:
+        if rest and rest[0].lower() in ("on", "off"):
+            return CheckCommand("digest", text=rest[0].lower())
+        return CheckCommand("usage", error=f"`{COMMAND} digest on` or `{COMMAND} digest off`")
     spec = CHECKS.get(head)
     if spec is not None and spec.arg_required and len(rest) != 1:
         return CheckCommand("usage", error=f"`{COMMAND} {spec.usage}` needs {spec.arg_help}")

@@ -9,14 +9,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bot import ask, serve
+from bot import ask, curation_cli, serve
 from bot.checks import command as check_command
 from bot.cli_errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, open_from_args
 from bot.cli_errors import print_json as _print_json
 from bot.state_migrations import StateError
 from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.inputs import GuideError, source_files
-from kb.settings import GUIDES_DIR, ConfigError, Settings, load_settings
+from kb.settings import GUIDES_DIR, ConfigError, Settings, approved_file, load_settings
 from kb.store import PROJECT_ROOT, KnowledgeBaseError, recorded_inputs
 
 # -- ingest -------------------------------------------------------------------------------
@@ -31,11 +31,12 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
         if path.is_file() and path.suffix.lower() not in ARTICLE_SUFFIXES:
             raise UsageError(f"{path}: not a guide or article (expected {', '.join(ARTICLE_SUFFIXES)})")
     forget = {Path(p).expanduser().resolve() for p in args.forget}
+    approved = approved_file(args.settings)
     inputs: dict[Path, Path] = {}
-    for path in [GUIDES_DIR, *recorded_inputs(args.settings.kb_path), *named]:
+    for path in [GUIDES_DIR, *recorded_inputs(args.settings.kb_path), *named, approved]:
         key = path.resolve()
-        if key in forget or key in inputs:
-            continue
+        if key in forget or key in inputs or (key == approved.resolve() and not path.exists()):
+            continue  # no approved proposals (any more): nothing to say
         if not path.exists():
             print(f"gemini-kb: {path} was ingested before but is gone; leaving it out", file=sys.stderr)
             continue
@@ -44,6 +45,15 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.check or args.dry_run:
+        return _ingest(args)
+    from ingest.build import kb_lock
+
+    with kb_lock(args.settings.kb_path):  # the inputs the last build recorded are read under the lock too
+        return _ingest(args)
+
+
+def _ingest(args: argparse.Namespace) -> int:
     from ingest.build import build, load_inputs
 
     inputs, named = _ingest_inputs(args)
@@ -62,6 +72,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return EXIT_FAIL if problems else EXIT_OK
     if args.dry_run:
         return _dry_run(inputs, named, as_json=args.json)
+    if _refresh_approved(args.settings):  # the approved proposals, as the state store has them now
+        inputs, named = _ingest_inputs(args)
     try:
         report = build(inputs, args.settings.kb_path, root=PROJECT_ROOT)
     except GuideError as exc:
@@ -75,6 +87,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for warning in report.warnings:
             print(f"gemini-kb: {warning}", file=sys.stderr)
         articles = f", {report.articles} articles" if report.articles else ""
+        articles += f", {report.approved} approved proposals" if report.approved else ""
         print(
             f"built {report.path}: {report.entries} entries, {report.signatures} signatures, "
             f"{report.sources} sources{articles}, {report.models} model records in {report.seconds:.2f}s"
@@ -82,6 +95,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     named_files = {f.resolve() for f in source_files(named)}
     failed = [w for w in report.warnings if "not read" in w and any(str(n) in w for n in named_files)]
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def _refresh_approved(settings: Settings) -> bool:
+    """Export the approved signature proposals from the state store (when there is one) to the file the build
+    reads; False when there is no store to read (the file, if any, is used as it is)."""
+    from bot.curation import open_curation
+
+    if not settings.state_url and not settings.state_path.exists():
+        return False
+    try:
+        curation = open_curation(settings)
+    except StateError as exc:
+        print(f"gemini-kb: approved proposals not refreshed: {exc}", file=sys.stderr)
+        return False
+    state = curation.state
+    try:
+        curation.export_approved(approved_file(settings))
+    except state.errors as exc:  # type: ignore[union-attr]
+        print(f"gemini-kb: approved proposals not refreshed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return False
+    finally:
+        state.close()  # type: ignore[union-attr]
+    return True
 
 
 def _dry_run(inputs: list[Path], named: list[Path], *, as_json: bool) -> int:
@@ -208,7 +244,7 @@ def _register_core(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _registrars() -> list[Register]:
     """Subcommand groups; each module owns its parser and handler."""
-    return [_register_core, ask.register, check_command.register, serve.register]
+    return [_register_core, ask.register, check_command.register, serve.register, curation_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

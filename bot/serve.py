@@ -183,7 +183,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     kb = open_from_args(args)
     state = open_state(args.settings)
     if use_console:
-        return _console(kb, state, config)
+        why = "--console" if args.console else "no SLACK_BOT_TOKEN set, so not the Slack bot"
+        return _console(kb, state, config, why)
     if args.http:
         return _serve_http(kb, state, config, args)
     return _serve_socket(kb, state, config)
@@ -226,7 +227,7 @@ def _serve_socket(kb, state, config) -> int:
     return 0
 
 
-def _console(kb, state, config) -> int:
+def _console(kb, state, config, why: str = "") -> int:
     from bot.checker import Checker
     from bot.console import run_console
     from bot.service import AnswerService
@@ -241,7 +242,7 @@ def _console(kb, state, config) -> int:
     )
     service = AnswerService(kb, state, checker, mode=config.channel_mode)
     try:
-        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty(), why=why)
     finally:
         service.close()
 
@@ -288,6 +289,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     state = open_state(settings)
     try:
+        if not state.persistent:  # it fell back to an empty in-memory state: showing that would be a lie
+            print(
+                f"gemini-kb: cannot read the state database at {path} (read-only, locked or not a state database); "
+                "nothing to show",
+                file=sys.stderr,
+            )
+            return 1
         summary = state.summary(days=args.days, recent=args.recent)
     finally:
         state.close()

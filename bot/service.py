@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from bot.chat_command import HELP, CheckCommand, parse_command
 from bot.checker import Checker, CheckOutcome
 from bot.checks.registry import CHECKS
+from bot.curation import Curation
 from bot.policy import delivery_key, looks_like_error, message_key, worth_answering
 from bot.state import StateBase, StateSummary
 from kb.matcher import MatchResult, match
@@ -26,6 +27,7 @@ from kb.store import KnowledgeBase
 log = logging.getLogger(__name__)
 
 ADDRESSED = frozenset({"mention", "dm", "console", "slash", "button", "cli"})
+NEGATIVE_VERDICTS = frozenset({"not_it", "thumbs_down"})  # these queue the answer as a miss
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class AnswerService:
 
     def __init__(self, kb: KnowledgeBase, state: StateBase | None, checker: Checker, *, mode: ChannelMode):
         self.kb, self.state, self.checker, self.mode = kb, state, checker, mode
+        self.curation = Curation(kb, state)  # the misses queue, signature proposals, weekly digests
 
     # -- state ------------------------------------------------------------------------------
 
@@ -85,8 +88,16 @@ class AnswerService:
         if self.state is not None:
             self.state.record_match(result, text=text, source=ctx.source, channel=ctx.channel)
 
-    def record_feedback(self, *, user: str, channel: str, message_ts: str, entry_id: str, verdict: str, confidence):
-        """Feedback on an answer; only the knowledge base's own ids are recorded, whatever a button carries."""
+    def record_feedback(
+        self, *, user: str, channel: str, message_ts: str, entry_id: str, verdict: str, confidence, reason: str = ""
+    ):
+        """Feedback on an answer; only the knowledge base's own ids are recorded, whatever a button carries.
+        A negative verdict also queues the answer as a miss (with the person's reason, if any)."""
+        if verdict in NEGATIVE_VERDICTS and self.state is not None and channel and message_ts:
+            known = entry_id if entry_id in self.kb.entries else None
+            self.curation.record_negative(
+                kind=verdict, channel=channel, answer_ts=message_ts, user=user, entry_id=known, reason=reason
+            )
         if entry_id in self.kb.entries and self.state is not None:
             self.state.record_feedback(
                 user=user,
@@ -121,14 +132,21 @@ class AnswerService:
             return Answer("none", why="empty")
         result = match(paste, self.kb)
         warn = result.secrets_found and once("warn")
+        missed = not result.confident and looks_like_error(paste, result.signals)
         if not worth_answering(paste, result, addressed=ctx.addressed, mode=self.mode):
-            if not result.confident and looks_like_error(paste, result.signals):
+            if missed:
                 self._record(result, paste, ctx)  # an error we had nothing for: curation material
+                self._queue_miss(paste, result, ctx)
             return Answer("none", result, warn, why=result.abstain_reason or "channel mode")
         if not once("answer"):
             return Answer("none", result, warn, why="already answered")
         self._record(result, paste, ctx)
+        if missed:
+            self._queue_miss(paste, result, ctx)
         return Answer("answer", result, warn)
+
+    def _queue_miss(self, paste: str, result: MatchResult, ctx: Context) -> None:
+        self.curation.record_abstention(paste, result, channel=ctx.channel, message_ts=ctx.message_id, user=ctx.user)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -141,6 +159,9 @@ class AnswerService:
             return Reply("help", HELP)
         if cmd.action == "usage":
             return Reply("usage", cmd.error)
+        if cmd.action == "digest":
+            outcome = self.curation.set_digest(ctx.channel, cmd.text == "on")
+            return Reply("notice", outcome.text)
         if cmd.action == "list":
             return Reply("list", share=cmd.share)
         if cmd.action == "lookup":
@@ -171,6 +192,7 @@ class AnswerService:
                 failed=[r.name for r in failed],
                 entry_ids=[r.entry_id for r in failed if r.entry_id],
                 ms=round(outcome.seconds * 1000, 1),
+                channel=ctx.channel,
             )
         if outcome.report is None:
             return Reply("notice", outcome.notice, key=cmd.key, started=started, share=cmd.share)

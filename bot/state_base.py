@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from bot.policy import Budget, RateLimiter
 from bot.state_contract import PendingJob
+from bot.state_curation import CurationStore
 from bot.state_migrations import StateError, Tx
 from kb.clean import clean
 from kb.matcher import MatchResult
@@ -67,7 +68,7 @@ class StateSummary:
         return data
 
 
-class StateBase:
+class StateBase(CurationStore):
     """The state store's behaviour, independent of the database behind it."""
 
     backend = ""
@@ -196,7 +197,7 @@ class StateBase:
         stored = None
         if not confident and text:
             # Redact the whole text before cutting it: a cut could leave half a key unrecognised.
-            stored = redact(clean(text))[0][:STORED_PASTE_CHARS]
+            stored = redact(clean(text), strict=True)[0][:STORED_PASTE_CHARS]
         self._write(
             "a paste",
             "INSERT INTO pastes (at, source, channel, entry_id, confidence, confident, text, reason, candidates) "
@@ -237,14 +238,26 @@ class StateBase:
         failed: list[str],
         entry_ids: list[str],
         ms: float,
+        channel: str | None = None,
     ) -> None:
         """A check run; `target` must already be masked (the caller never passes a key)."""
-        target, _ = redact(target)
+        target, _ = redact(target, strict=True)
         self._write(
             "a check",
-            'INSERT INTO checks (at, source, "user", kinds, target, ok, failed, entry_ids, ms) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._clock(), source, user, ",".join(kinds), target, int(ok), ",".join(failed), ",".join(entry_ids), ms),
+            'INSERT INTO checks (at, source, "user", kinds, target, ok, failed, entry_ids, ms, channel) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._clock(),
+                source,
+                user,
+                ",".join(kinds),
+                target,
+                int(ok),
+                ",".join(failed),
+                ",".join(entry_ids),
+                ms,
+                channel,
+            ),
         )
 
     # -- reading -----------------------------------------------------------------------------

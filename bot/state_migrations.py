@@ -88,9 +88,46 @@ CREATE INDEX check_uses_key_at ON check_uses (key, at);
 CREATE INDEX IF NOT EXISTS processed_events_at ON processed_events (at)
 """
 
+# Curation (issue 17): the misses queue, the answers the bot posted (to find what a reaction or a click is
+# about), signature proposals, per-channel settings (the weekly digest) and the digests posted. `{ID}` is
+# each dialect's auto-increment key.
+_V3 = """
+CREATE TABLE miss_queue (
+    id {ID}, at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, message_ts TEXT NOT NULL,
+    "user" TEXT, text TEXT NOT NULL, bot_said TEXT NOT NULL, person_said TEXT NOT NULL, entry_id TEXT,
+    candidates TEXT NOT NULL, status TEXT NOT NULL, label TEXT, decided_by TEXT, decided_at DOUBLE PRECISION,
+    UNIQUE (channel, message_ts, kind)
+);
+CREATE INDEX miss_queue_status ON miss_queue (status, at);
+CREATE TABLE posted_answers (
+    channel TEXT NOT NULL, ts TEXT NOT NULL, paste_ts TEXT, thread_ts TEXT, poster TEXT, entry_id TEXT,
+    confident INTEGER NOT NULL, errors TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, PRIMARY KEY (channel, ts)
+);
+CREATE INDEX posted_answers_at ON posted_answers (at);
+CREATE TABLE proposals (
+    id {ID}, at DOUBLE PRECISION NOT NULL, entry_id TEXT NOT NULL, text TEXT NOT NULL, channel TEXT NOT NULL,
+    day TEXT NOT NULL, origin TEXT NOT NULL, miss_id INTEGER, proposed_by TEXT, status TEXT NOT NULL,
+    decided_by TEXT, decided_at DOUBLE PRECISION, UNIQUE (entry_id, text)
+);
+CREATE TABLE channel_settings (
+    channel TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (channel, key)
+);
+CREATE TABLE digests (
+    channel TEXT NOT NULL, week TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, owner TEXT, PRIMARY KEY (channel, week)
+);
+ALTER TABLE checks ADD COLUMN channel TEXT
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, pastes, feedback, checks", _V1_SQLITE, _V1_POSTGRESQL),
     Migration(2, "pending jobs, check budget", _V2, _V2),
+    Migration(
+        3,
+        "curation: misses queue, posted answers, signature proposals, channel settings, digests",
+        _V3.replace("{ID}", "INTEGER PRIMARY KEY"),
+        _V3.replace("{ID}", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -28,7 +28,8 @@ SHAPES = frozenset(
     " long-log log-line other".split()
 )
 FIELDS = {"id", "text", "label", "alt", "shape", "source", "lang", "note", "secret"}
-_SOURCE_RE = re.compile(r"^[\w.-]+/[\w.-]+#\d+$|^https?://\S+$")
+# owner/repo#N, a page address, or a Slack channel and day (`gemini-kb misses --jsonl`)
+_SOURCE_RE = re.compile(r"^[\w.-]+/[\w.-]+#\d+$|^https?://\S+$|^slack:[A-Z0-9]+/\d{4}-\d{2}-\d{2}$")
 
 
 def load(path: Path = CORPUS) -> list[dict]:
@@ -72,7 +73,7 @@ def problems(records: list[dict], family_ids: set[str]) -> list[str]:
         if rec.get("shape") not in SHAPES:
             out.append(f"{rid}: unknown shape {rec.get('shape')!r}")
         if not _SOURCE_RE.match(str(rec.get("source", ""))):
-            out.append(f"{rid}: source is not owner/repo#N or a URL: {rec.get('source')!r}")
+            out.append(f"{rid}: source is not owner/repo#N, a URL or slack:CHANNEL/DATE: {rec.get('source')!r}")
     return out
 
 

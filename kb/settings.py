@@ -7,6 +7,7 @@ points pass `os.environ`, tests pass a dict. Secrets stay out of every repr.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,6 +48,9 @@ class BotSettings:
     team_key: str | None = field(default=None, repr=False)  # the Gemini key checks use by default
     base_url: str = DEFAULT_BASE_URL  # the Gemini API the checks reach (GEMINI_BASE_URL)
     allow_private: bool = False  # GEMINI_CHECK_ALLOW_PRIVATE: checks may reach loopback and private hosts
+    # GEMINI_KB_MAINTAINERS: Slack user ids (U…, W…) and/or user group ids (S…) who curate in App Home.
+    maintainers: tuple[str, ...] = ()
+    digest_every: float = 3600.0  # GEMINI_KB_DIGEST_EVERY: seconds between digest rounds; 0 = no digest thread
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class Settings:
     state_url: str | None = field(default=None, repr=False)
     bot: BotSettings = BotSettings()
     port: int | None = None  # PORT, for `serve --http`
+    # GEMINI_KB_APPROVED: the approved signature proposals `gemini-kb ingest` builds from (JSON lines);
+    # None = approved-signatures.jsonl beside the SQLite state file.
+    approved_path: Path | None = None
     log_level: str | None = None
     log_format: str | None = None
 
@@ -105,6 +112,15 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
         raise ConfigError("GEMINI_KB_CHECK_TIMEOUT must be between 0 and 60 seconds")
     if global_per_minute < 0:
         raise ConfigError("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE must be 0 (no limit) or more")
+    maintainers = tuple(m.strip() for m in (_get(env, "GEMINI_KB_MAINTAINERS") or "").split(",") if m.strip())
+    if bad := [m for m in maintainers if not re.fullmatch(r"[UWS][A-Z0-9]{2,30}", m)]:
+        raise ConfigError(f"GEMINI_KB_MAINTAINERS: {', '.join(bad)} is not a Slack user id (U…, W…) or group id (S…)")
+    try:
+        digest_every = float(_get(env, "GEMINI_KB_DIGEST_EVERY") or 3600.0)
+    except ValueError as exc:
+        raise ConfigError(f"GEMINI_KB_DIGEST_EVERY: {exc}") from exc
+    if digest_every < 0:
+        raise ConfigError("GEMINI_KB_DIGEST_EVERY must be 0 (no digests) or more seconds")
     return BotSettings(
         bot_token=_get(env, "SLACK_BOT_TOKEN"),
         app_token=_get(env, "SLACK_APP_TOKEN"),
@@ -117,6 +133,8 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
         team_key=configured_key(env),
         base_url=_get(env, BASE_URL_ENV) or DEFAULT_BASE_URL,
         allow_private=allow_private_from(env),
+        maintainers=maintainers,
+        digest_every=digest_every,
     )
 
 
@@ -139,4 +157,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=port_number,
         log_level=_get(env, "LOG_LEVEL"),
         log_format=_get(env, "LOG_FORMAT"),
+        approved_path=Path(approved).expanduser() if (approved := _get(env, "GEMINI_KB_APPROVED")) else None,
     )
+
+
+def approved_file(settings: Settings) -> Path:
+    """Where the approved signature proposals are exported for the build."""
+    return settings.approved_path or settings.state_path.parent / "approved-signatures.jsonl"

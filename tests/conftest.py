@@ -38,6 +38,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_KB_STATE_DB", str(tmp_path / "home-state.sqlite"))
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
         monkeypatch.delenv(var, raising=False)
+    for var in ("GEMINI_KB_STATE_URL", "GEMINI_KB_APPROVED", "GEMINI_KB_MAINTAINERS", "GEMINI_KB_DIGEST_EVERY"):
+        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture(autouse=True)

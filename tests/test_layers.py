@@ -45,9 +45,10 @@ def test_ingest_never_imports_bot_and_only_the_bootstrap_builds_at_start_up(grap
 
 def test_adapters_reach_the_state_only_through_the_service(graph):
     # bot.app takes the state database only to hand it to the service; bot.serve opens it (and reads it
-    # for `stats` and /healthz); bot.blocks renders the summary the service returns (a type only).
+    # for `stats` and /healthz); bot.blocks renders the summary the service returns (a type only);
+    # bot.curation (the service's curation part) opens it for the `misses` / `proposals` / `ingest` commands.
     users = {m for m, targets in graph.items() if "bot.state" in targets}
-    assert users == {"bot.service", "bot.app", "bot.serve", "bot.blocks"}
+    assert users == {"bot.service", "bot.app", "bot.serve", "bot.blocks", "bot.curation"}
 
 
 def test_settings_read_only_the_environment_they_are_given(monkeypatch, tmp_path: Path):
