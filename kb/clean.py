@@ -82,6 +82,29 @@ def collapse_frames(text: str) -> str:
     return "\n".join(out)
 
 
+TRACE_BOILERPLATE_RE = re.compile(
+    r"^\s{0,12}(?:Traceback \(most recent call last\):|During handling of the above exception|"
+    r"The above exception was the direct cause|\^{3,}|~{3,})"
+)
+
+
+def message_lines(text: str) -> str:
+    """`text` without stack frames, the source lines under them and traceback boilerplate."""
+    out: list[str] = []
+    skip_source = False
+    for line in text.split("\n"):
+        if FRAME_RE.match(line):
+            skip_source = True  # the next indented line is the frame's source code
+            continue
+        if skip_source and line.startswith((" ", "\t")):
+            skip_source = False
+            continue
+        skip_source = False
+        if not TRACE_BOILERPLATE_RE.match(line):
+            out.append(line)
+    return "\n".join(out)
+
+
 def cap(text: str, limit: int = MAX_CHARS, head: int = HEAD_CHARS) -> str:
     """Keep the head and the tail of a long paste (see `focus` for what the matcher reads)."""
     if len(text) <= limit:

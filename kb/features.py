@@ -17,6 +17,7 @@ from datetime import date
 from rapidfuzz import fuzz
 
 from kb.bm25 import BM25Index, tokens, with_pairs
+from kb.clean import message_lines
 from kb.normalize import PLACEHOLDER, STOPWORDS, normalize
 from kb.params import CONFIDENCE_FEATURES, Params
 from kb.signals import Signals
@@ -410,10 +411,13 @@ class Evidence:
             <= BARE_WORDS
         )
         self._status_roots(signals, cands, cand, bare)
+        # Word evidence reads the messages, not the stack: frame lines (`File "x.py", line 3`) name files
+        # and functions, which say nothing about the family.
+        said = normalize(message_lines(text)) if "\n" in text else norm
         if words:
-            self._prose(norm, cands, cand)
-            self._vocab(norm, cands, cand)
-        self._names(norm, cands, cand)
+            self._prose(said, cands, cand)
+            self._vocab(said, cands, cand)
+        self._names(said, cands, cand)
         for c in cands.values():
             ranked = sorted((s for s, _ in c.hits), reverse=True)
             more = sum(s * self.p.more_hits_decay / (i + 1) for i, s in enumerate(ranked[1:4]))
