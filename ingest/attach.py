@@ -469,6 +469,15 @@ def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics
     return found
 
 
+def _item_family(text: str, kb: KnowledgeBase) -> str | None:
+    """The family one item's quoted error names confidently, if any."""
+    if not ERROR_TOKEN_RE.search(text) and not FAILURE_WORDS_RE.search(text):
+        return None
+    result = match(text, kb, limit=2, about_gemini=True)
+    top = result.top
+    return top.id if top and top.score >= EVIDENCE_SCORE and result.confident else None
+
+
 def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan: ArticlePlan) -> Unit:
     """The unit with every claim that contradicts the family's guide taken out (and listed)."""
     entry = kb.entries[entry_id]
@@ -476,8 +485,12 @@ def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan
     found = heading_conflict(ident, entry, unit.label)
     plan.conflicts += [found] if found else []
     advice = Advice()
+    observed = PROBLEM_HEADING_RE.search(unit.heading) is not None
     for kind in ("summary", "causes", "diagnosis", "fix"):
-        kept, conflicts = check_items(getattr(unit.advice, kind), entry, table, unit.label)
+        items = getattr(unit.advice, kind)
+        if observed:  # under "Problem", an item naming another family's error is that family's, not a claim
+            items = [i for i in items if _item_family(i, kb) in (None, entry_id)]
+        kept, conflicts = check_items(items, entry, table, unit.label)
         setattr(advice, kind, kept)
         plan.conflicts += conflicts
     advice.code = list(unit.advice.code)
@@ -534,7 +547,11 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
             alone = Unit("section", heading, (), heading, Advice())
             family, score, _ = choose_family(alone, kb, topics)
             joined = JOINED_RE.search(heading)
-            about[heading] = family if score >= SUBJECT_SCORE and not joined else None
+            # One word is not enough to lend a subject ("internal wiki" is not about internal errors).
+            words = next((t.words for t in topics.score(expand(heading)) if t.entry_id == family), ())
+            status = kb.entries[family].http_status if family else None
+            clear = names_an_error(heading) or len(words) > 1 or str(status) in BARE_STATUS_RE.findall(heading)
+            about[heading] = family if score >= SUBJECT_SCORE and clear and not joined else None
         return about[heading]
 
     for unit in article.units:
