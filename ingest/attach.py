@@ -130,6 +130,7 @@ BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families th
 CODE_ONLY_RE = re.compile(r"^[\W\d_]*(?:[A-Z][A-Z_]{2,40})?[\W\d_]*$")  # "400 FAILED_PRECONDITION": a row's codes
 QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
 REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
+MAX_NEAR = 4  # families a heading may name equally and still let the text's words choose among them
 UNKNOWN_HEADING = 0.2  # below this, no family knows the error a heading names
 PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
@@ -328,7 +329,9 @@ def _choose(
     if from_heading >= PARTIAL_HEADING and found.best < ATTACH_SCORE:
         # The heading names a few families equally ("Review your network configuration"): the text says which.
         near = [k for k, v in found.scores.items() if v >= from_heading - ATTACH_MARGIN]
-        pick = topics.tell_apart(near, expand(prose(unit)), strict=True) if len(near) > 1 else None
+        # A word a crowd of families shares ("key", "model") leaves too many for a text's words to choose from.
+        few = 1 < len(near) <= MAX_NEAR
+        pick = topics.tell_apart(near, expand(prose(unit)), strict=True) if few else None
         if context in near and len(near) > 1:
             pick = context  # "Get a new key" under a guide about expired keys: that key family
         if pick:
@@ -338,8 +341,8 @@ def _choose(
         for entry_id, score, why in _evidence(unit, kb):
             evidence.add(entry_id)
             found.offer(entry_id, score, why)
-    context = "\n".join([title, *unit.parents, unit.heading, unit.text])
-    scores = {k: v for k, v in found.scores.items() if not platform_missing(k, context)}
+    where = "\n".join([title, *unit.parents, unit.heading, unit.text])
+    scores = {k: v for k, v in found.scores.items() if not platform_missing(k, where)}
     if not scores:
         return None, 0.0, "not about a specific error", False
     body = {t.entry_id: t.score for t in topics.score(expand(prose(unit)))}

@@ -32,7 +32,8 @@ GENERIC_WORDS = frozenset(
     messages help solution solutions step steps way works working understand understanding
     handling handle note notes ai studio service services non review verify inspect
     configuration settings correct finish reason final thought thoughts conclusion summary overview
-    introduction takeaways need needs needed cloud""".split()
+    introduction takeaways need needs needed cloud new order generate generates generated generating
+    generation""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
@@ -61,6 +62,27 @@ GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "token limit context window",
         ),
         (r"ネットワーク|网络|網路|網絡|连线|連線|连接|接続", "network connect"),
+        # Korean
+        (r"할당량|쿼터", "quota"),
+        (r"초과", "exceeded"),
+        (r"일당|일일|하루|매일", "per day daily"),
+        (r"분당", "per minute"),
+        (r"요청 ?(?:수 ?)?제한|속도 ?제한|레이트 ?리밋", "rate limit"),
+        (r"키", "key"),
+        (r"만료", "expired"),
+        (r"유출|노출", "leaked"),
+        (r"유효하지 않|잘못된|무효", "invalid not valid"),
+        (r"활성화되지 않|비활성화|사용 설정되지 않", "disabled"),
+        (r"권한", "permission"),
+        (r"모델", "model"),
+        (r"찾을 수 없|존재하지 않", "not found"),
+        (r"지역|국가", "location region"),
+        (r"결제|청구", "billing"),
+        (r"차단", "blocked"),
+        (r"안전", "safety"),
+        (r"시간 ?초과|타임아웃", "timeout deadline"),
+        (r"과부하", "overloaded"),
+        (r"네트워크|연결", "network connect"),
         (r"接続リセット|连接重置|连接被重置", "connection reset"),
         (r"超限|超出|超过|超過|上限に達", "exceeded"),
         (r"每分钟|每分鐘|毎分|1\s?分あたり", "per minute"),
@@ -103,6 +125,7 @@ SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "invalid",
         ),
         (r"\b(?:exposed|compromised|published|public repo)", "leaked"),
+        (r"\bregional\b|\bgeo[- ]?(?:blocked|restricted|restrictions?)\b", "region location"),
         (r"\bthrottl\w*|\brate[- ]limited\b", "rate limit"),
         (r"\bnot enabled\b|\bturned off\b", "disabled"),
         (r"\btimed out\b|\btime-?outs?\b", "timeout"),
@@ -157,7 +180,7 @@ def expand(text: str, *, number_kind: str | None = None) -> str:
         extra.append(f"finish_reason {FINISH_REASON_NUMBERS[bare]}")
     elif number_kind == "grpc" and bare in GRPC_CODES and not STATUS_NAME_RE.search(text):
         extra.append(GRPC_CODES[bare])
-    if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
+    if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3]", text):
         extra += [english for pattern, english in GLOSSARY if pattern.search(text)]
     extra += [english for pattern, english in LATIN_GLOSSARY if pattern.search(text)]
     extra += [word for pattern, word in SYNONYMS if pattern.search(text)]

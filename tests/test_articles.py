@@ -451,3 +451,23 @@ def test_errors_listed_under_problem_attach_each_family_without_false_conflicts(
     assert problem == {"quota-zero-limit", "model-overloaded"}
     assert plan["conflicts"] == []  # each listed error is its own family's, not a claim against the other
     assert all(s["attach_to"] is None for s in plan["sections"] if s["heading"] in ("Files changed", "Commits"))
+
+
+def test_a_cause_under_an_error_heading_goes_where_its_own_words_say(capsys, tmp_path: Path):
+    plan = _dry_run(capsys, ARTICLES / "fetch-failed-causes.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {}
+    for s in plan["sections"]:
+        placed.setdefault(s["heading"], set()).add(s["attach_to"])
+    assert placed["2. Proxy settings"] == {"tls-or-proxy-error"}  # not the fetch error the parent names
+    assert placed["6. Unsupported user location"] == {"location-unsupported"}  # nor when it is no kin of it
+    assert placed["1. Check the internet connection"] == {"dns-or-connect-failure"}
+    assert "turn-order" not in placed["4. Quick fixes to try (in order)"]  # "order" names no family
+
+
+def test_korean_headings_are_read_in_the_kb_vocabulary(capsys, tmp_path: Path):
+    plan = _dry_run(capsys, ARTICLES / "gemini-errors-ko.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {s["heading"]: s["attach_to"] for s in plan["sections"]}
+    assert placed["할당량 초과: 일일 요청 수"] == "quota-daily-exhausted"
+    assert placed["API 키 만료"] == "api-key-expired"
+    assert placed["모델을 찾을 수 없음 (404)"] == "model-not-found"
+    assert placed["네트워크 연결 오류"] == "dns-or-connect-failure"
