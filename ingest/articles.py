@@ -305,7 +305,8 @@ def _table_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
                 advice.add("summary", c)
         ident = [cells[i].strip("`") for i in range(0, max(named) + 1)]
         heading = " ".join(c for c in ident if c)
-        if len(heading) < 12 and len(cells) > max(named) + 1:
+        # A short code, or a two-column "message | likely cause" row: the next cell says what it is.
+        if (len(heading) < 12 or len(cells) == max(named) + 2) and len(cells) > max(named) + 1:
             heading += " " + cells[max(named) + 1].strip("`")
         text = " | ".join(cells)
         messages = [m for c in cells for m in _backticked(c) if len(m) >= 14 and not m.isupper()]

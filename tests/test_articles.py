@@ -462,6 +462,10 @@ def test_a_cause_under_an_error_heading_goes_where_its_own_words_say(capsys, tmp
     assert placed["6. Unsupported user location"] == {"location-unsupported"}  # nor when it is no kin of it
     assert placed["1. Check the internet connection"] == {"dns-or-connect-failure"}
     assert "turn-order" not in placed["4. Quick fixes to try (in order)"]  # "order" names no family
+    # A two-column "message | likely cause" row is what its cause says, the wrong status listed beside the guide's.
+    row = next(s for s in plan["sections"] if s["kind"] == "table-row" and s["heading"].startswith("403 Forbidden"))
+    assert row["attach_to"] == "api-key-invalid"
+    assert any(c["entry_id"] == "api-key-invalid" and c["rule"] == "http-status" for c in plan["conflicts"])
 
 
 def test_korean_headings_are_read_in_the_kb_vocabulary(capsys, tmp_path: Path):
