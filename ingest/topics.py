@@ -167,6 +167,12 @@ GRPC_NUMBER_RE = re.compile(r"\b(?:code\s*[=:]\s*|grpc (?:status |code )?|Status
 STATUS_NAME_RE = re.compile(r"\b(?:" + "|".join(GRPC_CODES.values()) + r"|FAILED_PRECONDITION|OUT_OF_RANGE)\b")
 
 
+# Status names spelt as words ("Error: `Invalid argument`"): the status they name.
+STATUS_WORDS_RE = re.compile(
+    r"\b(invalid argument|permission denied|resource exhausted|deadline exceeded|failed precondition)\b", re.I
+)
+
+
 def expand(text: str, *, number_kind: str | None = None) -> str:
     """`text` with enum numbers named and glossary words translated, appended so nothing is lost.
 
@@ -182,6 +188,8 @@ def expand(text: str, *, number_kind: str | None = None) -> str:
         extra.append(GRPC_CODES[bare])
     if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3]", text):
         extra += [english for pattern, english in GLOSSARY if pattern.search(text)]
+    spelt = [m.upper().replace(" ", "_") for m in STATUS_WORDS_RE.findall(text)]
+    extra += [status for status in spelt if status not in text]
     extra += [english for pattern, english in LATIN_GLOSSARY if pattern.search(text)]
     extra += [word for pattern, word in SYNONYMS if pattern.search(text)]
     return f"{text} ({'; '.join(dict.fromkeys(extra))})" if extra else text

@@ -475,3 +475,13 @@ def test_korean_headings_are_read_in_the_kb_vocabulary(capsys, tmp_path: Path):
     assert placed["API 키 만료"] == "api-key-expired"
     assert placed["모델을 찾을 수 없음 (404)"] == "model-not-found"
     assert placed["네트워크 연결 오류"] == "dns-or-connect-failure"
+
+
+def test_a_status_spelt_in_words_is_that_status(capsys, tmp_path: Path):
+    from ingest.topics import expand
+
+    assert "INVALID_ARGUMENT" in expand("Error: `Invalid argument`")
+    assert "PERMISSION_DENIED" in expand("permission denied")
+    plan = _dry_run(capsys, ARTICLES / "short-error-notes.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {s["heading"]: s["attach_to"] for s in plan["sections"]}
+    assert placed["Error: `Invalid argument`"] == "invalid-argument"  # not a Live API message that contains it
