@@ -18,21 +18,31 @@ from bot.checks.registry import CHECKS
 from bot.policy import delivery_key, looks_like_error, message_key, worth_answering
 from bot.state import StateBase, StateSummary
 from kb.matcher import MatchResult, match
-from kb.redact import mask
+from kb.redact import mask, redact
 from kb.schema import Entry
 from kb.settings import ChannelMode
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
-ADDRESSED = frozenset({"mention", "dm", "console", "slash", "button", "cli"})
+ADDRESSED = frozenset({"mention", "dm", "console", "slash", "button", "cli", "shortcut"})
+
+# Why an answer was wrong: the choices a 👎 offers (id -> what the person reads).
+FEEDBACK_REASONS: dict[str, str] = {
+    "wrong_family": "Wrong error family",
+    "fix_did_not_help": "Right family, but the fix did not help",
+    "out_of_date": "Out of date",
+    "other": "Something else",
+}
+NOTE_CHARS = 1_000
+DIAGNOSE_SETTING = "diagnose"  # the user setting: where the shortcut answers (`private` or `thread`)
 
 
 @dataclass(frozen=True)
 class Context:
     """Where a paste or command comes from, in platform-neutral terms."""
 
-    source: str  # channel | mention | dm | console | slash | button | cli
+    source: str  # channel | mention | dm | console | slash | button | cli | shortcut
     user: str | None = None
     channel: str | None = None
     message_id: str | None = None  # the platform's id of the message: one answer and one warning per message
@@ -97,6 +107,43 @@ class AnswerService:
                 confidence=float(confidence) if isinstance(confidence, int | float) else None,
             )
 
+    def record_feedback_reason(
+        self,
+        *,
+        user: str,
+        channel: str,
+        message_ts: str,
+        entry_id: str,
+        reason: str,
+        actual_entry_id: str | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """The reasons given for a 👎: only known reasons and the knowledge base's own ids are kept, the note
+        redacted (before it is cut: a cut could leave half a key unrecognised). False when refused."""
+        if reason not in FEEDBACK_REASONS or entry_id not in self.kb.entries:
+            return False
+        actual = actual_entry_id if actual_entry_id in self.kb.entries else None
+        text = redact(note.strip())[0][:NOTE_CHARS] if isinstance(note, str) and note.strip() else None
+        if self.state is not None:
+            self.state.record_feedback_reason(
+                user=user,
+                channel=channel,
+                message_ts=message_ts,
+                entry_id=entry_id,
+                reason=reason,
+                actual_entry_id=actual,
+                note=text,
+            )
+        return True
+
+    def claim_escalation(self, channel: str, message_id: str) -> bool:
+        """True once per answer, for every replica sharing the state: two clicks on Escalate page once."""
+        return self._claim(message_key(channel, message_id, "escalate"))
+
+    def answers_privately(self, user: str) -> bool:
+        """Whether the "Diagnose this error" shortcut answers `user` privately (their setting; default: thread)."""
+        return self.state is not None and self.state.user_setting(user, DIAGNOSE_SETTING) == "private"
+
     def allow_check(self, user: str) -> tuple[bool, str]:
         """The check limits: one budget for the whole deployment when there is a state store."""
         decision = self.state.check_budget(user, **self.checker.limits) if self.state is not None else None
@@ -107,10 +154,16 @@ class AnswerService:
 
     # -- pastes -----------------------------------------------------------------------------
 
-    def answer(self, paste: str, ctx: Context) -> Answer:
-        """Whether and what to answer to `paste`; records what is answered and errors nothing matched."""
+    def answer(self, paste: str, ctx: Context, *, more: Callable[[], str] | None = None) -> Answer:
+        """Whether and what to answer to `paste`; records what is answered and errors nothing matched.
+
+        `more` fetches text the paste points at (a thread's first message, a long paste kept as a file): it is
+        called once per delivery, after a redelivery is dropped, and its text is matched before the paste."""
         if ctx.delivery_id and not self._claim(delivery_key(ctx.delivery_id)):
             return Answer("none", why="already handled (a redelivery)")
+        extra = more() if more is not None else ""
+        if extra.strip():
+            paste = f"{extra.strip()}\n\n{paste}".strip()
 
         def once(purpose: str) -> bool:  # one answer and one warning per message
             return self._claim(message_key(ctx.channel, ctx.message_id, purpose) if ctx.message_id else None)
@@ -143,6 +196,12 @@ class AnswerService:
             return Reply("usage", cmd.error)
         if cmd.action == "list":
             return Reply("list", share=cmd.share)
+        if cmd.action == "setting":
+            if self.state is None or not user:
+                return Reply("notice", "Settings need the state database; the shortcut answers in the thread.")
+            self.state.set_user_setting(user, DIAGNOSE_SETTING, cmd.text)
+            where = "privately, to you only" if cmd.text == "private" else "in the message's thread"
+            return Reply("notice", f"*Diagnose this error* now answers you {where}.")
         if cmd.action == "lookup":
             entry = self.kb.entry(cmd.text.strip().lower())
             if entry is not None:

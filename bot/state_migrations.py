@@ -88,9 +88,27 @@ CREATE INDEX check_uses_key_at ON check_uses (key, at);
 CREATE INDEX IF NOT EXISTS processed_events_at ON processed_events (at)
 """
 
+_IDENTITY = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"  # SQLite says INTEGER PRIMARY KEY
+
+# Why an answer was wrong (the reasons of a 👎, the family it really was, a redacted note) and small per-user
+# settings (where the "Diagnose this error" shortcut answers).
+_V3 = """
+CREATE TABLE feedback_reasons (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at DOUBLE PRECISION NOT NULL, "user" TEXT NOT NULL,
+    channel TEXT NOT NULL, message_ts TEXT NOT NULL, entry_id TEXT NOT NULL, reason TEXT NOT NULL,
+    actual_entry_id TEXT, note TEXT
+);
+CREATE INDEX feedback_reasons_at ON feedback_reasons (at);
+CREATE TABLE user_settings (
+    "user" TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY ("user", name)
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, pastes, feedback, checks", _V1_SQLITE, _V1_POSTGRESQL),
     Migration(2, "pending jobs, check budget", _V2, _V2),
+    Migration(3, "feedback reasons, user settings", _V3.replace(_IDENTITY, "INTEGER PRIMARY KEY"), _V3),
 )
 LATEST = MIGRATIONS[-1].version
 

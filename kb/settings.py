@@ -7,6 +7,7 @@ points pass `os.environ`, tests pass a dict. Secrets stay out of every repr.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,6 +19,7 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 BASE_URL_ENV = "GEMINI_BASE_URL"
 ALLOW_PRIVATE_ENV = "GEMINI_CHECK_ALLOW_PRIVATE"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # the order google-genai documents
+ONCALL_GROUP = re.compile(r"S[A-Z0-9]{2,20}")  # a Slack user group id (S0123ABC)
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,7 @@ class BotSettings:
     team_key: str | None = field(default=None, repr=False)  # the Gemini key checks use by default
     base_url: str = DEFAULT_BASE_URL  # the Gemini API the checks reach (GEMINI_BASE_URL)
     allow_private: bool = False  # GEMINI_CHECK_ALLOW_PRIVATE: checks may reach loopback and private hosts
+    oncall_group: str | None = None  # GEMINI_KB_ONCALL_GROUP: the Slack user group an "Escalate" click mentions
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
         raise ConfigError("GEMINI_KB_CHECK_TIMEOUT must be between 0 and 60 seconds")
     if global_per_minute < 0:
         raise ConfigError("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE must be 0 (no limit) or more")
+    oncall = _get(env, "GEMINI_KB_ONCALL_GROUP")
+    if oncall and not ONCALL_GROUP.fullmatch(oncall):
+        raise ConfigError(f"GEMINI_KB_ONCALL_GROUP={oncall!r}: expected a Slack user group id such as S0123ABC")
     return BotSettings(
         bot_token=_get(env, "SLACK_BOT_TOKEN"),
         app_token=_get(env, "SLACK_APP_TOKEN"),
@@ -117,6 +123,7 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
         team_key=configured_key(env),
         base_url=_get(env, BASE_URL_ENV) or DEFAULT_BASE_URL,
         allow_private=allow_private_from(env),
+        oncall_group=oncall,
     )
 
 
