@@ -18,7 +18,7 @@ from bot.chat_command import HELP, HELP_TEXT
 from bot.checks.registry import CHECKS, related_check
 from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
-from bot.service import FEEDBACK_REASONS
+from bot.service import FEEDBACK_REASONS, NO_ENTRY
 from kb.matcher import Match, MatchResult
 from kb.redact import redact
 from kb.redact import scrub as scrub_text
@@ -53,7 +53,6 @@ ACTION_FEEDBACK = "answer_feedback"  # the native 👍/👎 (feedback_buttons)
 ACTION_ESCALATE = "escalate"
 FEEDBACK_BLOCK = "answer_feedback"
 FEEDBACK_VIEW = "feedback_reason"  # the callback_id of the 👎 modal
-NO_ENTRY = "-"  # the entry id of feedback on an answer that matched nothing
 ANSWER_ACTIONS_BLOCK = "answer_actions"
 FEEDBACK_ACK_BLOCK = "feedback_ack"
 VERDICTS = {ACTION_FIXED: "fixed", ACTION_NOT_IT: "not_it"}
@@ -305,7 +304,7 @@ def no_match_message(result: MatchResult, kb: KnowledgeBase, *, escalate: bool =
     top = result.top
     if escalate:
         blocks.append({"type": "actions", "block_id": "escalate_actions", "elements": [escalate_button(NO_ENTRY)]})
-    blocks.append(feedback_block(top.id if top else NO_ENTRY, top.score if top else None))
+    blocks.append(feedback_block(NO_ENTRY, top.score if top else None))
     return SlackMessage(fallback_text(result, kb), blocks)
 
 

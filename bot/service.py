@@ -35,6 +35,7 @@ FEEDBACK_REASONS: dict[str, str] = {
     "other": "Something else",
 }
 NOTE_CHARS = 1_000
+NO_ENTRY = "-"  # the entry id of feedback on an answer that matched nothing
 DIAGNOSE_SETTING = "diagnose"  # the user setting: where the shortcut answers (`private` or `thread`)
 
 
@@ -96,8 +97,9 @@ class AnswerService:
             self.state.record_match(result, text=text, source=ctx.source, channel=ctx.channel)
 
     def record_feedback(self, *, user: str, channel: str, message_ts: str, entry_id: str, verdict: str, confidence):
-        """Feedback on an answer; only the knowledge base's own ids are recorded, whatever a button carries."""
-        if entry_id in self.kb.entries and self.state is not None:
+        """Feedback on an answer; only the knowledge base's own ids (or NO_ENTRY: the answer matched nothing)
+        are recorded, whatever a button carries."""
+        if (entry_id in self.kb.entries or entry_id == NO_ENTRY) and self.state is not None:
             self.state.record_feedback(
                 user=user,
                 channel=channel,
@@ -120,7 +122,7 @@ class AnswerService:
     ) -> bool:
         """The reasons given for a 👎: only known reasons and the knowledge base's own ids are kept, the note
         redacted (before it is cut: a cut could leave half a key unrecognised). False when refused."""
-        if reason not in FEEDBACK_REASONS or entry_id not in self.kb.entries:
+        if reason not in FEEDBACK_REASONS or (entry_id not in self.kb.entries and entry_id != NO_ENTRY):
             return False
         actual = actual_entry_id if actual_entry_id in self.kb.entries else None
         text = redact(note.strip())[0][:NOTE_CHARS] if isinstance(note, str) and note.strip() else None

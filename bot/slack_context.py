@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack_events import Incoming, message_files
+from bot.slack_events import Incoming, Trigger, message_files
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,10 @@ class SlackFetcher:
         return parts.scheme == "https" or (parts.scheme == "http" and parts.netloc in self.plain_hosts)
 
     def extra_text(self, client: WebClient, incoming: Incoming, *, bot_user_id: str | None, bot_id: str | None) -> str:
-        """The thread's first message (for a mention or shortcut inside someone's thread) and the text files."""
+        """The thread's first message (for a mention inside someone's thread) and the text files. A shortcut
+        names its message: that message alone is the paste."""
         parts = []
-        if incoming.in_thread_of_other and incoming.trigger.value in ("mention", "shortcut"):
+        if incoming.in_thread_of_other and incoming.trigger is Trigger.MENTION:
             parts.append(self.thread_parent(client, incoming, bot_user_id=bot_user_id, bot_id=bot_id))
         parts.extend(self.file_text(client, f) for f in incoming.files)
         return "\n\n".join(p for p in parts if p.strip())

@@ -501,6 +501,55 @@ def block_actions(
     }
 
 
+def message_action(
+    message: dict,
+    *,
+    response_url: str,
+    callback_id: str = "diagnose_error",
+    user: str = "U0000USER",
+    channel: str = "C0000CHAN",
+) -> dict:
+    """The `payload` of a message shortcut (`type: message_action`) used on `message`."""
+    return {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": TEAM_ID, "domain": "stub"},
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM_ID},
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"{next(_event_ids)}.{int(time.time())}.0123456789abcdef",
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": message,
+    }
+
+
+def view_submission(view: dict, values: dict, *, user: str = "U0000USER") -> dict:
+    """The `payload` of a modal's submission: the view as opened, with the inputs' state."""
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "stub"},
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "trigger_id": f"{next(_event_ids)}.{int(time.time())}.fedcba9876543210",
+        "view": {
+            **view,
+            "id": view.get("id", "V0000VIEW"),
+            "team_id": TEAM_ID,
+            "state": {"values": values},
+            "hash": "1700000000.abcdef",
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
+
+
 def as_json(payload: dict) -> tuple[str, str]:
     return json.dumps(payload), "application/json"
 
