@@ -527,6 +527,20 @@ def message_action(
     }
 
 
+def feedback_action(message: dict, vote: str) -> dict:
+    """The action of a click on the 👍 (`up`) or 👎 of a message's feedback_buttons element."""
+    [block] = [b for b in message["blocks"] if b["type"] == "context_actions"]
+    element = block["elements"][0]
+    button = element["positive_button" if vote == "up" else "negative_button"]
+    return {
+        "type": "feedback_buttons",
+        "action_id": element["action_id"],
+        "block_id": block["block_id"],
+        "text": button["text"],
+        "value": button["value"],
+    }
+
+
 def view_submission(view: dict, values: dict, *, user: str = "U0000USER") -> dict:
     """The `payload` of a modal's submission: the view as opened, with the inputs' state."""
     return {

@@ -20,6 +20,7 @@ from tests.slack_stub import (
     as_form,
     as_payload_form,
     block_actions,
+    feedback_action,
     message_action,
     message_event,
     new_ts,
@@ -207,17 +208,7 @@ def _posted_message(running: Running, index: int = 0) -> dict:
 
 
 def _feedback_click(running: Running, message: dict, vote: str, name: str = "fb") -> dict:
-    [block] = [b for b in message["blocks"] if b["type"] == "context_actions"]
-    element = block["elements"][0]
-    button = element["positive_button" if vote == "up" else "negative_button"]
-    action = {
-        "type": "feedback_buttons",
-        "action_id": element["action_id"],
-        "block_id": block["block_id"],
-        "text": button["text"],
-        "value": button["value"],
-    }
-    payload = block_actions(message, action, response_url=running.slack.response_url(name))
+    payload = block_actions(message, feedback_action(message, vote), response_url=running.slack.response_url(name))
     assert running.send(*as_payload_form(payload)).status == 200
     return payload
 
