@@ -276,7 +276,7 @@ class GeminiBot:
         if answer.warn_secret and answer.result is not None:
             warned = incoming.author or incoming.user  # the one who posted the secret
             self._post_ephemeral(client, incoming, blocks.secret_warning(answer.result.secret_kinds), user=warned)
-        if incoming.trigger is Trigger.SHORTCUT and answer.action == "none" and respond is not None:
+        if incoming.trigger is Trigger.SHORTCUT and answer.action != "answer" and respond is not None:
             why = "I already answered this message in its thread." if answer.why == "already answered" else ""
             respond(response_type="ephemeral", replace_original=False, text=why or "Nothing to diagnose here.")
             return
@@ -294,9 +294,12 @@ class GeminiBot:
             return
         result, top = answer.result, answer.result.top
         message = blocks.answer_message(result, self.kb, escalate=bool(self.settings.oncall_group))
-        if incoming.private:
+        posted = (
             self._post_ephemeral(client, incoming, message)
-        elif not self._post(client, incoming, message) and respond is not None:
+            if incoming.private
+            else self._post(client, incoming, message)
+        )
+        if posted is False and respond is not None:
             # Not a member of the channel (a shortcut works everywhere): answer the person privately instead.
             respond(response_type="ephemeral", replace_original=False, **message.kwargs())
         ms = _ms(start)
@@ -340,16 +343,20 @@ class GeminiBot:
 
     def _post_ephemeral(
         self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage, *, user: str | None = None
-    ) -> None:
+    ) -> bool | None:
+        """As `_post`: True when posted, False when refused, None when it may have been posted."""
         thread = incoming.reply_thread if incoming.trigger is Trigger.SHORTCUT else incoming.thread_ts
         try:
             client.chat_postEphemeral(
                 channel=incoming.channel, user=user or incoming.user, thread_ts=thread, **message.kwargs()
             )
+            return True
         except SlackApiError as exc:
             log.error("chat.postEphemeral to %s failed: %s", incoming.channel, exc.response.get("error"))
+            return False
         except (OSError, HTTPException) as exc:
             log.error("chat.postEphemeral to %s: %s; not retried", incoming.channel, type(exc).__name__)
+            return None
 
     # -- App Home -------------------------------------------------------------------------
 

@@ -113,6 +113,16 @@ def test_shortcut_answers_privately_for_who_asked_for_it(running: Running):
     assert public["thread_ts"] == message["ts"]
 
 
+def test_shortcut_on_a_message_with_nothing_to_read_tells_only_the_asker(running: Running):
+    image = running.slack.add_file("shot.png", b"\x89PNG\r\n", filetype="png", mimetype="image/png", mode="hosted")
+    message = _user_message(running.slack, "", files=[image])
+    _shortcut(running, message)
+    running.settle(1)
+    assert running.messages() == [] and running.slack.calls("file_download") == []
+    [note] = [c.params for c in running.slack.calls("response_url")]
+    assert note["response_type"] == "ephemeral" and "Nothing to diagnose" in note["text"]
+
+
 def test_shortcut_in_a_channel_the_bot_is_not_in_answers_privately(running: Running):
     message = _user_message(running.slack, RATE_ERROR, channel="C0000ELSE")
     running.slack.script("chat.postMessage", _not_in_channel())
