@@ -222,10 +222,10 @@ def test_add_to_kb_appears_after_fixed_it_and_proposes_for_the_answered_family(c
     [update] = curating.slack.calls("chat.update")
     updated = {**message, "blocks": update.params["blocks"]}
     add = next(e for b in updated["blocks"] if b.get("block_id") == "add_to_kb" for e in b["elements"])
-    for user in (STRANGER, POSTER):
+    for runs, user in enumerate((STRANGER, POSTER), start=3):  # one after the other: the replies' order is known
         payload = block_actions(updated, add, response_url=curating.slack.response_url(), user=user)
         curating.send(*as_payload_form(payload))
-    curating.settle(4)
+        curating.settle(runs)
     [proposal] = curating.state.proposals()
     assert (proposal["entry_id"], proposal["origin"], proposal["proposed_by"]) == ("api-key-invalid", "button", POSTER)
     assert "API_KEY_INVALID" in proposal["text"] and 'File "app.py"' not in proposal["text"]
