@@ -26,8 +26,9 @@ from slack_sdk.http_retry.state import RetryState
 from bot import blocks, slash
 from bot.checker import Checker
 from bot.service import AnswerService, Context
+from bot.slack_context import SlackFetcher
 from bot.slack_curation import SlackCuration
-from bot.slack_events import Incoming, classify
+from bot.slack_events import Incoming, Trigger, classify, from_shortcut
 from bot.state import StateBase
 from kb.redact import redact
 from kb.settings import BotSettings
@@ -36,6 +37,7 @@ from kb.store import KnowledgeBase
 log = logging.getLogger(__name__)
 
 LISTENER_THREADS = 16
+DIAGNOSE_SHORTCUT = "diagnose_error"  # the message shortcut's callback_id (bot/manifest.yaml)
 SLACK_TIMEOUT_S = 10
 
 
@@ -195,6 +197,7 @@ class GeminiBot:
             )
         finally:
             bolt_log.removeFilter(quiet)
+        self.fetcher = SlackFetcher(token=settings.bot_token, api_url=self.app.client.base_url)
         self._register()
         self.curation.digest.start()
 
@@ -210,6 +213,10 @@ class GeminiBot:
         app.action(blocks.ACTION_RUN_CHECK)(self._on_run_check)
         app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
         app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
+        app.action(blocks.ACTION_FEEDBACK)(self._on_feedback_buttons)
+        app.action(blocks.ACTION_ESCALATE)(self._on_escalate)
+        app.view(blocks.FEEDBACK_VIEW)(self._on_feedback_reason)
+        app.shortcut(DIAGNOSE_SHORTCUT)(self._on_diagnose)
         slash.register(app, self.service)
         self.curation.register(app)
         app.error(self._on_error)
@@ -260,15 +267,24 @@ class GeminiBot:
                     extra={"event_id": body.get("event_id"), "ms": _ms(start)},
                 )
                 return
-            self._answer(incoming, client, start)
+            self._answer(incoming, client, start, context)
         finally:
             self._finished()
 
-    def _answer(self, incoming: Incoming, client: WebClient, start: float) -> None:
+    def _answer(self, incoming: Incoming, client: WebClient, start: float, context, respond=None) -> None:
         ctx = incoming.context()
-        answer = self.service.answer(incoming.text, ctx)
+
+        def more() -> str:  # the thread's first message and text snippets; fetched once, after dedupe
+            return self.fetcher.extra_text(client, incoming, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
+
+        answer = self.service.answer(incoming.text, ctx, more=more)
         if answer.warn_secret and answer.result is not None:
-            self._post_ephemeral(client, incoming, blocks.secret_warning(answer.result.secret_kinds))
+            warned = incoming.author or incoming.user  # the one who posted the secret
+            self._post_ephemeral(client, incoming, blocks.secret_warning(answer.result.secret_kinds), user=warned)
+        if incoming.trigger is Trigger.SHORTCUT and answer.action != "answer" and respond is not None:
+            why = "I already answered this message in its thread." if answer.why == "already answered" else ""
+            respond(response_type="ephemeral", replace_original=False, text=why or "Nothing to diagnose here.")
+            return
         if answer.action == "help":
             self._post(client, incoming, blocks.reply_message(self.service.run_command("help", None, ctx), self.kb))
             return
@@ -282,16 +298,25 @@ class GeminiBot:
             )
             return
         result, top = answer.result, answer.result.top
-        ts = self._post(client, incoming, blocks.answer_message(result, self.kb))
-        self.service.curation.note_answer(
-            incoming.text,
-            result,
-            channel=incoming.channel,
-            ts=ts,
-            paste_ts=incoming.ts,
-            thread_ts=incoming.reply_thread,
-            poster=incoming.user,
+        message = blocks.answer_message(result, self.kb, escalate=bool(self.settings.oncall_group))
+        posted = (
+            self._post_ephemeral(client, incoming, message)
+            if incoming.private
+            else self._post(client, incoming, message)
         )
+        if posted is False and respond is not None:
+            # Not a member of the channel (a shortcut works everywhere): answer the person privately instead.
+            respond(response_type="ephemeral", replace_original=False, **message.kwargs())
+        if isinstance(posted, str):  # a message in the thread: a ✅, 👎 or click on it is resolved through it
+            self.service.curation.note_answer(
+                answer.text or incoming.text,
+                result,
+                channel=incoming.channel,
+                ts=posted,
+                paste_ts=incoming.ts,
+                thread_ts=incoming.reply_thread,
+                poster=incoming.user,
+            )
         ms = _ms(start)
         log.info(
             "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
@@ -304,8 +329,9 @@ class GeminiBot:
             extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
         )
 
-    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> str | None:
-        """Post in the message's thread; the posted message's ts, or None when it was not posted."""
+    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> str | bool | None:
+        """Post in the message's thread: the posted message's ts when posted (True if Slack gave none); False
+        when Slack refused it; None when it may have been posted (never repeat)."""
         try:
             response = client.chat_postMessage(
                 channel=incoming.channel,
@@ -314,7 +340,7 @@ class GeminiBot:
                 unfurl_media=False,
                 **message.kwargs(),
             )
-            return response.get("ts")
+            return response.get("ts") or True
         except SlackApiError as exc:  # after the retries SlackRetryHandler allows
             log.error(
                 "chat.postMessage to %s failed (HTTP %s): %s; reply not posted",
@@ -322,23 +348,31 @@ class GeminiBot:
                 exc.response.status_code,
                 exc.response.get("error"),
             )
+            return False
         except (OSError, HTTPException) as exc:  # no answer in time, or the connection dropped
             log.error(
                 "chat.postMessage to %s: %s before Slack answered; not retried (Slack may have posted it)",
                 incoming.channel,
                 type(exc).__name__,
             )
-        return None
+            return None
 
-    def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
+    def _post_ephemeral(
+        self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage, *, user: str | None = None
+    ) -> bool | None:
+        """As `_post`: True when posted, False when refused, None when it may have been posted."""
+        thread = incoming.reply_thread if incoming.trigger is Trigger.SHORTCUT else incoming.thread_ts
         try:
             client.chat_postEphemeral(
-                channel=incoming.channel, user=incoming.user, thread_ts=incoming.thread_ts, **message.kwargs()
+                channel=incoming.channel, user=user or incoming.user, thread_ts=thread, **message.kwargs()
             )
+            return True
         except SlackApiError as exc:
             log.error("chat.postEphemeral to %s failed: %s", incoming.channel, exc.response.get("error"))
+            return False
         except (OSError, HTTPException) as exc:
             log.error("chat.postEphemeral to %s: %s; not retried", incoming.channel, type(exc).__name__)
+            return None
 
     # -- App Home -------------------------------------------------------------------------
 
@@ -429,6 +463,113 @@ class GeminiBot:
             entry = self.kb.entry(str(action.get("value") or ""))
             message = blocks.entry_message(entry) if entry else blocks.notice_message("That entry no longer exists.")
             self._reply_to_click(body, client, respond, message)
+        finally:
+            self._finished()
+
+    # -- "Diagnose this error", 👍/👎 with reasons, escalation -----------------------------------------
+
+    def _on_diagnose(self, ack, body, context, client, respond) -> None:
+        """The message shortcut: answer that message as if it had been pasted to the bot (ack first: 3 s)."""
+        ack()
+        try:
+            user = (body.get("user") or {}).get("id") or ""
+            incoming, why = from_shortcut(body, private=bool(user) and self.service.answers_privately(user))
+            if incoming is None:
+                log.info("shortcut ignored: %s", why)
+                return
+            self._answer(incoming, client, time.perf_counter(), context, respond)
+        finally:
+            self._finished()
+
+    @staticmethod
+    def _clicked(body: dict) -> tuple[str, str, str | None]:
+        """(channel, ts, thread ts) of the message a button is on."""
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        clicked = body.get("message") or {}
+        ts = clicked.get("ts") or container.get("message_ts") or ""
+        return channel, ts, clicked.get("thread_ts") or container.get("thread_ts")
+
+    def _on_feedback_buttons(self, ack, body, action, client) -> None:
+        """👍 records "helpful"; 👎 records "not it" (which queues the answer as a miss, like the legacy "Not it"
+        button still on older answers) and opens the form asking why."""
+        ack()
+        try:
+            value = _value(action)
+            user = body["user"]["id"]
+            channel, ts, _ = self._clicked(body)
+            entry_id, up = str(value.get("e") or blocks.NO_ENTRY), value.get("v") == "up"
+            verdict = "helpful" if up else "not_it"
+            self.service.record_feedback(
+                user=user, channel=channel, message_ts=ts, entry_id=entry_id, verdict=verdict, confidence=value.get("c")
+            )
+            if up or not body.get("trigger_id"):
+                return
+            metadata = json.dumps({"ch": channel, "ts": ts, "e": entry_id}, separators=(",", ":"))
+            try:
+                client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=blocks.feedback_view(self.kb, entry_id=entry_id, metadata=metadata),
+                )
+            except SlackApiError as exc:
+                log.error("views.open failed: %s", exc.response.get("error"))
+        finally:
+            self._finished()
+
+    def _on_feedback_reason(self, ack, body, view) -> None:
+        """The 👎 form: stored (the note redacted) through the answer service, which adds it to the answer's miss."""
+        values = (view.get("state") or {}).get("values") or {}
+
+        def picked(block: str) -> str | None:
+            field = (values.get(block) or {}).get(block) or {}
+            option = field.get("selected_option") if isinstance(field, dict) else None
+            return str(option.get("value")) if isinstance(option, dict) else None
+
+        reason = picked("reason")
+        if reason is None:
+            ack(response_action="errors", errors={"reason": "Pick a reason."})
+            self._finished()
+            return
+        ack()
+        try:
+            try:
+                meta = json.loads(view.get("private_metadata") or "{}")
+            except ValueError:
+                meta = {}
+            meta = meta if isinstance(meta, dict) else {}
+            note = ((values.get("note") or {}).get("note") or {}).get("value")
+            stored = self.service.record_feedback_reason(
+                user=body["user"]["id"],
+                channel=str(meta.get("ch") or ""),
+                message_ts=str(meta.get("ts") or ""),
+                entry_id=str(meta.get("e") or ""),
+                reason=reason,
+                actual_entry_id=picked("family"),
+                note=note if isinstance(note, str) else None,
+            )
+            log.info("feedback reason %s on %s: %s", reason, meta.get("e"), "stored" if stored else "refused")
+        finally:
+            self._finished()
+
+    def _on_escalate(self, ack, body, action, client, respond) -> None:
+        """Mention the on-call group in the answer's thread, once per answer whoever and however often clicks."""
+        ack()
+        try:
+            user = body["user"]["id"]
+            channel, ts, thread = self._clicked(body)
+            group = self.settings.oncall_group
+            if not group or not (channel and ts):
+                message = blocks.notice_message("No on-call group is set up (GEMINI_KB_ONCALL_GROUP).")
+                self._reply_to_click(body, client, respond, message)
+                return
+            if not self.service.claim_escalation(channel, ts):
+                self._reply_to_click(body, client, respond, blocks.notice_message("On-call was already asked."))
+                return
+            page = blocks.escalation_message(group, user, str(_value(action).get("e") or ""), self.kb)
+            try:
+                client.chat_postMessage(channel=channel, thread_ts=thread or ts, **page.kwargs())
+            except SlackApiError as exc:
+                log.error("escalation to %s failed: %s", channel, exc.response.get("error"))
         finally:
             self._finished()
 

@@ -358,7 +358,9 @@ def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     m = verbs.add_parser("migrate", help="apply the schema migrations this version needs (start-up does it too)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=cmd_state_migrate)
-    e = verbs.add_parser("export", help="feedback, misses (pastes with no match) and checks as JSON lines")
+    e = verbs.add_parser(
+        "export", help="feedback, reasons (of a 👎), misses (pastes with no match) and checks as JSON lines"
+    )
     e.add_argument("--jsonl", action="store_true", default=True, help="one JSON object per line (the only format)")
     e.add_argument("--kind", action="append", choices=EXPORT_KINDS, help="only these kinds (repeatable)")
     e.add_argument("--days", type=int, default=None, help="only the last N days (default: everything)")

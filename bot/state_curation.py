@@ -103,7 +103,8 @@ class CurationStore:
         entry_id: str | None = None,
         candidates: list[str] | None = None,
     ) -> int | None:
-        """Queue a miss once per message and kind (a second report adds what the person said); its id."""
+        """Queue a miss once per message and kind (a second report with words replaces what the person said and
+        the candidates); its id."""
         said = redact(person_said, strict=True)[0][:SAID_CHARS]
         params = (
             self._clock(),
@@ -120,8 +121,11 @@ class CurationStore:
         sql = (
             'INSERT INTO miss_queue (at, kind, channel, message_ts, "user", text, bot_said, person_said, entry_id, '
             "candidates, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open') "
-            "ON CONFLICT (channel, message_ts, kind) DO UPDATE SET person_said = CASE WHEN excluded.person_said = '' "
-            "THEN miss_queue.person_said ELSE excluded.person_said END RETURNING id"
+            "ON CONFLICT (channel, message_ts, kind) DO UPDATE SET "
+            "person_said = CASE WHEN excluded.person_said = '' THEN miss_queue.person_said "
+            "ELSE excluded.person_said END, "
+            "candidates = CASE WHEN excluded.person_said = '' THEN miss_queue.candidates ELSE excluded.candidates END "
+            "RETURNING id"
         )
         row = self._try("a miss", lambda c: c.execute(sql, params).fetchone(), None)
         return int(row[0]) if row else None
