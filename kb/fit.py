@@ -36,7 +36,7 @@ from kb.store import KnowledgeBase, open_kb
 from kb.vocabulary import learn
 
 L2 = 1.0  # ridge penalty on the weights (in units of one paste)
-REAL_WEIGHT = 2.0  # a real paste counts this many team-written ones
+REAL_WEIGHT = 1.0  # a real paste counts this many team-written ones
 FOLDS = 5  # for the out-of-fold calibration
 MAX_WRONG = 0.02  # the targets the threshold is chosen to meet (out of fold): confident but wrong, of Gemini pastes
 MAX_NONE = 0.03  # ... and answered confidently, of pastes not about Gemini
@@ -280,10 +280,11 @@ LAST_REPORT: dict[str, float] = {}  # out-of-fold figures of the last fit, on th
 
 
 def out_of_fold_figures(
-    probs: list[tuple[float, bool, float, bool]], threshold: float, *, real_only: bool
+    probs: list[tuple[float, bool, float, bool]], threshold: float, keep: list[bool] | None = None
 ) -> dict[str, float]:
-    """Confident top-1, confident-but-wrong and none-confident at `threshold`, out of fold (train side only)."""
-    rows = [r for r in probs if not real_only or r[2] == REAL_WEIGHT]
+    """Confident top-1, confident-but-wrong and none-confident at `threshold`, out of fold (train side only),
+    over the rows `keep` marks (all by default)."""
+    rows = [r for i, r in enumerate(probs) if keep is None or keep[i]]
     gemini = [r for r in rows if not r[3]] or [(0.0, False, 1.0, False)]
     others = [r for r in rows if r[3]] or [(0.0, False, 1.0, True)]
     return {
@@ -323,10 +324,13 @@ def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | Non
         for ex, x, right, gated in oof
     ]
     w = fit_ranker(data)
-    real = sum(1 for _, weight in records if weight == REAL_WEIGHT)
-    threshold = choose_threshold(probs)
+    real = sum(1 for r, _w in records if not _is_team(r))
+    real_ids = {str(r.get("id")) for r, _w in records if not _is_team(r)}
+    is_real = [ex.id in real_ids for ex, *_ in oof]
+    # The targets are about real pastes: the threshold is chosen on the real ones (all, when there are none).
+    threshold = choose_threshold([p for p, keep in zip(probs, is_real, strict=True) if keep] or probs)
     LAST_REPORT.clear()
-    LAST_REPORT.update(out_of_fold_figures(probs, threshold, real_only=True))
+    LAST_REPORT.update(out_of_fold_figures(probs, threshold, is_real))
     return replace(
         base,
         weights={name: round(v, 4) for name, v in zip(FEATURES, w, strict=False)},
@@ -336,6 +340,11 @@ def fit(kb: KnowledgeBase, records: list[tuple[dict, float]], base: Params | Non
         vocabulary=learn((str(r["label"]), str(r["text"])) for r, _w in records),
         fitted_on=f"{real} real train pastes (x{REAL_WEIGHT:g}) + {len(records) - real} team-written pastes",
     )
+
+
+def _is_team(record: dict) -> bool:
+    """A team-written paste (tests/data/pastes.jsonl) rather than a real one: it has no source."""
+    return not record.get("source")
 
 
 def training_records() -> list[tuple[dict, float]]:
