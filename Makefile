@@ -42,7 +42,7 @@ eval-ingest: $(STAMP)
 	@if [ -n "$(SEEDS)" ]; then $(BIN)/python -m ingest.evaluate $(SEEDS) --expected tests/data/seed-families.json; fi
 
 bench: $(STAMP)
-	$(BIN)/python -m kb.bench
+	$(BIN)/python -m bench.matcher
 
 bench-bot: kb
 	$(BIN)/python bench/bot_latency.py

@@ -137,7 +137,7 @@ def _accuracy(fn: Callable[[str], str | None], gemini: list[dict[str, object]]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kb.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.matcher", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="passes over the pastes (default 3)")
     parser.add_argument("--sizes", default="1000,10000", help="synthetic knowledge-base sizes")
     parser.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
