@@ -85,6 +85,9 @@ INHERITED_FEATURES = (
 TRANSPORT_FAMILIES = frozenset({"connection-reset", "dns-or-connect-failure", "tls-or-proxy-error", "client-timeout"})
 
 
+# An exact hit on a message signature of at least this many words is one of Gemini's own messages quoted in
+# full (`API key not valid`), not a few common words of one (`empty text parameter`) nor a lone error code.
+CANONICAL_WORDS = 4
 EXACT_FEATURES = ("message", "reason", "finish_reason", "quota", "structured", "lifecycle", "live_close")
 SIGNAL_FEATURES = (*EXACT_FEATURES, "fuzzy", "exception", "status_root", "http_root", "bare_root", "parent")
 
@@ -150,6 +153,7 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
     hits: list[tuple[float, str]] = field(default_factory=list)  # (strength, description)
     notes: list[str] = field(default_factory=list)
+    quotes_message: bool = False  # the paste quotes one of the entry's messages in full (CANONICAL_WORDS)
 
     def put(self, name: str, value: float) -> None:
         """Keep the largest value seen for a feature."""
@@ -320,11 +324,16 @@ class Evidence:
 
     # -- one signature ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _words(sig: SignatureRow) -> int:
+        """The words of a signature, placeholders left out."""
+        return len([w for w in sig.norm.split() if w != PLACEHOLDER])
+
     def _specificity(self, sig: SignatureRow) -> float:
         """How much one hit on this signature says: long messages say more than short ones."""
         if sig.kind in TOKEN_KINDS or sig.kind == "quota_ids":
             return 1.0
-        n_words = len([w for w in sig.norm.split() if w != PLACEHOLDER])
+        n_words = self._words(sig)
         if n_words == 1 and ERROR_CODE_RE.fullmatch(sig.text):
             return self.p.code_specificity
         return min(1.0, self.p.specificity_base + self.p.specificity_per_word * n_words)
@@ -384,6 +393,8 @@ class Evidence:
             c = cand(sig.entry_id)
             if sig.kind == "messages":
                 c.put("message" if strength >= 1.0 else "fuzzy", weight)
+                if strength >= 1.0 and self._words(sig) >= CANONICAL_WORDS:
+                    c.quotes_message = True
             else:
                 c.put(KIND_FEATURE.get(sig.kind, "message"), weight)
             shown = sig.text if len(sig.text) <= 60 else sig.text[:57] + "..."

@@ -17,7 +17,7 @@ from kb.features import EXACT_FEATURES, TRANSPORT_FAMILIES, Candidate, Evidence,
 from kb.normalize import normalize
 from kb.params import CONFIDENCE_FEATURES, FEATURES, Params, load_params
 from kb.redact import redact
-from kb.signals import Signals, extract
+from kb.signals import Signals, extract, short_paste
 from kb.store import KnowledgeBase
 
 
@@ -119,12 +119,18 @@ class Matcher:
         """Candidate entries with their evidence features (independent of the fitted weights)."""
         focused, signals, secret_kinds = self.prepare(text, about_gemini=about_gemini)
         cands = self.evidence.collect(focused, normalize(focused), signals, words=not about_gemini or signals.question)
-        if (
-            about_gemini
-            and not signals.gemini_context
-            and any(c.features.get(f) for c in cands for f in EXACT_FEATURES)
+        if not signals.gemini_context and (
+            (about_gemini and any(c.features.get(f) for c in cands for f in EXACT_FEATURES))
+            # A short paste that names no other vendor or Google API and quotes one of Gemini's own messages
+            # in full, word for word (`API key not valid`), is about Gemini too. A transport failure's message
+            # (`Connection reset by peer`) is any HTTP client's, not Gemini's.
+            or (
+                not signals.foreign
+                and short_paste(focused)
+                and any(c.quotes_message and c.entry_id not in TRANSPORT_FAMILIES for c in cands)
+            )
         ):
-            # Text about Gemini that quotes a known error message word for word names a Gemini error.
+            # Text that quotes a known error message word for word names a Gemini error.
             signals.gemini_context = True
             for c in cands:
                 c.features["gemini_context"] = 1.0

@@ -113,6 +113,34 @@ MODEL_RULE = _rule(
 API_VERSION_RULE = _rule(
     "api_version", r"(?:/|api[ _]version[\"']?\s{0,3}[:=]?\s{0,3}[\"']?)(v1(?:beta1?|alpha)?)\b", re.IGNORECASE, ("v1",)
 )
+# Google's canonical status names that other vendors never print. One of them right after its own HTTP code
+# (`429 RESOURCE_EXHAUSTED`) is a Google API's error line; with no other vendor or Google API named, it is
+# evidence that the paste is about Gemini.
+GOOGLE_STATUS_NAMES = (
+    "RESOURCE_EXHAUSTED",
+    "INVALID_ARGUMENT",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+    "FAILED_PRECONDITION",
+    "NOT_FOUND",
+    "UNAVAILABLE",
+    "DEADLINE_EXCEEDED",
+    "INTERNAL",
+    "CANCELLED",
+)
+GOOGLE_STATUS_LINE_RULE = _rule(
+    "google_status_line", rf"\b([1-5]\d\d)[.,:]?\s{{1,3}}({'|'.join(GOOGLE_STATUS_NAMES)})\b"
+)
+# A paste of one line is all the evidence there is: its status line or message speaks for it. A longer one
+# that never shows Gemini (an SDK, host, model) says something by that silence.
+SHORT_PASTE_CHARS = 120
+
+
+def short_paste(text: str) -> bool:
+    """A paste of about one line (`429 RESOURCE_EXHAUSTED`, `API key not valid`)."""
+    return len(text.strip()) <= SHORT_PASTE_CHARS
+
+
 # Evidence that a paste is about Gemini / Vertex AI at all (to abstain on the rest).
 CONTEXT_RULE = _rule(
     "gemini_context",
@@ -364,6 +392,10 @@ def extract(text: str) -> Signals:
     signals.zero_quota = any(r.applies(lowered) and r.pattern.search(text) for r in ZERO_QUOTA_RULES)
     foreign = _all(FOREIGN_RULE, text, lowered, limit=5) + _all(FOREIGN_GOOGLE_RULE, text, lowered, limit=5)
     signals.foreign = list(dict.fromkeys(f.lower() for f in foreign))
+    if not signals.gemini_context and not signals.foreign and short_paste(text):
+        signals.gemini_context = any(
+            STATUS_CODES[m.group(2)] == int(m.group(1)) for m in GOOGLE_STATUS_LINE_RULE.pattern.finditer(text)
+        )
     signals.statuses = statuses
     signals.http_statuses = _all_codes(text, lowered)
     if signals.http_status and signals.http_status not in signals.http_statuses:

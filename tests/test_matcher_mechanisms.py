@@ -132,6 +132,43 @@ def test_a_bare_status_line_answers_its_broadest_family(kb):
     assert match("429 RESOURCE_EXHAUSTED", kb).top.id == "rate-limit-exceeded"
 
 
+@pytest.mark.parametrize(
+    ("text", "family"),
+    [
+        ("429 RESOURCE_EXHAUSTED", "rate-limit-exceeded"),
+        ("403 PERMISSION_DENIED", "permission-denied"),
+        ("API key not valid", "api-key-invalid"),
+    ],
+)
+def test_a_google_status_line_or_a_gemini_message_alone_says_gemini(kb, text, family):
+    # Google's canonical status name after its own HTTP code, or one of Gemini's messages quoted in full,
+    # is all a one-line paste has: it counts as a sign of Gemini and the answer is confident.
+    result = match(text, kb)
+    assert result.signals.gemini_context, text
+    assert result.top.id == family and result.confident, result.abstain_reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "OpenAI error: 429 RESOURCE_EXHAUSTED",  # another vendor named
+        "403 PERMISSION_DENIED service: language.googleapis.com",  # another Google API named
+        "500 RESOURCE_EXHAUSTED",  # a status name that is not its code's
+        "RESOURCE_EXHAUSTED",  # no HTTP code beside it
+    ],
+)
+def test_a_status_line_is_no_sign_of_gemini_when_another_api_is_named_or_the_code_disagrees(text):
+    assert not extract(text).gemini_context
+
+
+def test_a_long_paste_or_a_few_words_of_a_message_is_no_sign_of_gemini(kb):
+    # A few common words of a signature are not a message quoted in full; a long log that never shows
+    # Gemini is not made about Gemini by one status line inside it.
+    assert not match("empty text parameter", kb).signals.gemini_context
+    log = "\n".join(f"worker-{i} INFO polled queue, 0 jobs" for i in range(12)) + "\n429 RESOURCE_EXHAUSTED"
+    assert not match(log, kb).signals.gemini_context
+
+
 def test_the_readme_key_example_is_answered(kb):
     result = match("API key not valid. Please pass a valid API key.", kb)
     assert result.top.id == "api-key-invalid" and result.confident
