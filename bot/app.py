@@ -26,9 +26,11 @@ from slack_sdk.http_retry.response import HttpResponse as RetryResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import blocks, slash
-from bot.policy import ChannelMode, Incoming, Trigger, classify, event_key, looks_like_error, message_key, should_answer
+from bot.durable import DRAIN_S, DurableWork, Posted, incoming_of
+from bot.policy import ChannelMode, Incoming, Trigger, classify, looks_like_error, message_key, should_answer
 from bot.slash import CheckCommand, Checker
 from bot.state import StateDB
+from bot.state_contract import PendingJob
 from kb.matcher import match
 from kb.redact import redact
 from kb.store import KnowledgeBase
@@ -230,6 +232,7 @@ class GeminiBot:
             global_per_minute=settings.checks_global_per_minute,
             team_key=settings.team_key,
         )
+        self.work = DurableWork(state)  # acknowledged messages are pending jobs until answered (bot.durable)
         self._done = threading.Condition()
         self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
         self._listeners = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener")
@@ -250,11 +253,13 @@ class GeminiBot:
         finally:
             bolt_log.removeFilter(quiet)
         self._register()
+        self.work.start(lambda job: self._answer(incoming_of(job), job, self.app.client, time.perf_counter()))
 
     # -- wiring ---------------------------------------------------------------------------
 
     def _register(self) -> None:
         app = self.app
+        app.middleware(self._admit)
         app.event("message")(self._on_message)
         app.event("app_mention")(self._on_mention)
         app.event("app_home_opened")(self._on_home)
@@ -293,6 +298,25 @@ class GeminiBot:
     def _on_mention(self, body, context, client) -> None:
         self._on_event("app_mention", body, context, client)
 
+    def _admit(self, body: dict, context, next) -> None:
+        """Before Slack gets its ack: a message worth considering becomes a pending job (bot.durable)."""
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        if isinstance(event, dict) and event.get("type") in ("message", "app_mention"):
+            try:
+                incoming, _ = classify(
+                    event,
+                    event_type=event["type"],
+                    event_id=body.get("event_id"),
+                    bot_user_id=context.bot_user_id,
+                    bot_id=context.bot_id,
+                )
+            except Exception:  # a payload the listener cannot handle either: it fails there, logged once
+                incoming = None
+            if incoming is not None:
+                # None: already claimed (a Slack retry, or the other event of a mention)
+                context["job"] = self.work.admit(incoming)
+        next()
+
     def _on_event(self, event_type: str, body: dict, context, client: WebClient) -> None:
         start = time.perf_counter()
         try:
@@ -312,26 +336,32 @@ class GeminiBot:
                     extra={"event_id": body.get("event_id"), "ms": _ms(start)},
                 )
                 return
-            key = event_key(incoming)
-            if key and not self.state.claim(key):
+            job = context.get("job")
+            if job is None:
                 log.info(
-                    "event %s already handled (a Slack retry)",
+                    "event %s already handled (a Slack retry, or the other event of a mention)",
                     incoming.event_id,
                     extra={"event_id": incoming.event_id, "ms": _ms(start)},
                 )
                 return
-            self._answer(incoming, client, start)
+            self.work.run(job, lambda job: self._answer(incoming, job, client, start))
         finally:
             self._finished()
 
-    def _answer(self, incoming: Incoming, client: WebClient, start: float) -> None:
+    def _answer(self, incoming: Incoming, job: PendingJob, client: WebClient, start: float) -> bool:
+        """Warn about secrets, answer, record; True when the job is done, False to retry it later."""
         if not incoming.text:
-            if incoming.trigger is not Trigger.CHANNEL and self.state.claim(message_key(incoming)):
-                self._post(client, incoming, blocks.notice_message(slash.HELP, fallback=slash.HELP_TEXT))
-            return
+            if incoming.trigger is not Trigger.CHANNEL:
+                return self._post(client, job, incoming, blocks.notice_message(slash.HELP, fallback=slash.HELP_TEXT))
+            return True
         result = match(incoming.text, self.kb)
-        if result.secrets_found and self.state.claim(message_key(incoming, "warn")):
-            self._post_ephemeral(client, incoming, blocks.secret_warning(result.secret_kinds))
+        done = True
+        secrets = result.secret_kinds or job.secrets  # a resumed job's text is redacted; the kinds were kept
+        warn_key = message_key(incoming, "warn")
+        warned = not secrets or not self.state.claim(warn_key)
+        if not warned and not self._post_ephemeral(client, incoming, blocks.secret_warning(secrets)):
+            self.state.unclaim(warn_key)  # sent again when the job is retried
+            done = False
         top = result.top
         record = dict(text=incoming.text, source=incoming.trigger.value, channel=incoming.channel)
         if not should_answer(incoming, result, mode=self.settings.channel_mode):
@@ -344,61 +374,50 @@ class GeminiBot:
                 result.abstain_reason or "channel mode",
                 extra={"event_id": incoming.event_id, "ms": _ms(start)},
             )
-            return
-        if not self.state.claim(message_key(incoming)):
+            return done
+        posted = self.work.post_once(client, job, **self._reply_args(incoming, blocks.answer_message(result, self.kb)))
+        if posted[0] is Posted.NEW:
+            self.state.record_match(result, **record)
+            ms = _ms(start)
             log.info(
-                "message %s/%s already answered",
-                incoming.channel,
-                incoming.ts,
-                extra={"event_id": incoming.event_id, "ms": _ms(start)},
+                "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
+                incoming.trigger.value,
+                incoming.event_id,
+                top.id if top else "-",
+                top.score if top else 0.0,
+                result.confident,
+                ms,
+                extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
             )
-            return
-        self._post(client, incoming, blocks.answer_message(result, self.kb))
-        self.state.record_match(result, **record)
-        ms = _ms(start)
-        log.info(
-            "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
-            incoming.trigger.value,
-            incoming.event_id,
-            top.id if top else "-",
-            top.score if top else 0.0,
-            result.confident,
-            ms,
-            extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
+        return done and posted[0] is not Posted.RETRY
+
+    @staticmethod
+    def _reply_args(incoming: Incoming, message: blocks.SlackMessage) -> dict:
+        return dict(
+            channel=incoming.channel,
+            thread_ts=incoming.reply_thread,
+            unfurl_links=False,
+            unfurl_media=False,
+            **message.kwargs(),
         )
 
-    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
-        try:
-            client.chat_postMessage(
-                channel=incoming.channel,
-                thread_ts=incoming.reply_thread,
-                unfurl_links=False,
-                unfurl_media=False,
-                **message.kwargs(),
-            )
-        except SlackApiError as exc:  # after the retries SlackRetryHandler allows
-            log.error(
-                "chat.postMessage to %s failed (HTTP %s): %s; reply not posted",
-                incoming.channel,
-                exc.response.status_code,
-                exc.response.get("error"),
-            )
-        except (OSError, HTTPException) as exc:  # no answer in time, or the connection dropped
-            log.error(
-                "chat.postMessage to %s: %s before Slack answered; not retried (Slack may have posted it)",
-                incoming.channel,
-                type(exc).__name__,
-            )
+    def _post(self, client: WebClient, job: PendingJob, incoming: Incoming, message: blocks.SlackMessage) -> bool:
+        """Post `message` for `job` at most once; True unless it should be retried later."""
+        return self.work.post_once(client, job, **self._reply_args(incoming, message))[0] is not Posted.RETRY
 
-    def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> None:
+    def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> bool:
+        """True when Slack took it. A failed warning is sent again on the job's retry (a second warning is
+        better than none: the poster must rotate the key)."""
         try:
             client.chat_postEphemeral(
                 channel=incoming.channel, user=incoming.user, thread_ts=incoming.thread_ts, **message.kwargs()
             )
+            return True
         except SlackApiError as exc:
-            log.error("chat.postEphemeral to %s failed: %s", incoming.channel, exc.response.get("error"))
+            log.error("chat.postEphemeral to %s failed: %s; retried later", incoming.channel, exc.response.get("error"))
         except (OSError, HTTPException) as exc:
-            log.error("chat.postEphemeral to %s: %s; not retried", incoming.channel, type(exc).__name__)
+            log.error("chat.postEphemeral to %s: %s; retried later", incoming.channel, type(exc).__name__)
+        return False
 
     # -- App Home -------------------------------------------------------------------------
 
@@ -511,10 +530,14 @@ class GeminiBot:
         finally:
             self._finished()
 
-    def close(self) -> None:
-        """Stop taking work; listeners already running finish on their own (daemon-free, bounded)."""
+    def close(self, *, drain_s: float = DRAIN_S) -> bool:
+        """Stop taking work and give the jobs in flight up to `drain_s` to finish; the rest stay pending
+        for the next process. True when everything finished."""
+        self._listeners.shutdown(wait=False)
+        drained = self.work.drain(drain_s)
         self._listeners.shutdown(wait=False, cancel_futures=True)
         self.checker.close()
+        return drained
 
 
 def build_app(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from bot.state_contract import PendingJob
 from kb.clean import clean
 from kb.matcher import MatchResult
 from kb.redact import redact
@@ -46,6 +47,12 @@ CREATE TABLE IF NOT EXISTS feedback (
     message_ts TEXT NOT NULL, entry_id TEXT NOT NULL, verdict TEXT NOT NULL, confidence REAL,
     UNIQUE (user, channel, message_ts)
 );
+CREATE TABLE IF NOT EXISTS pending_jobs (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, channel TEXT NOT NULL, thread_ts TEXT, user TEXT,
+    text TEXT NOT NULL, secrets TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, posted_ts TEXT, owner TEXT, leased_at REAL NOT NULL, done_at REAL
+);
+CREATE INDEX IF NOT EXISTS pending_jobs_open ON pending_jobs (done_at, leased_at);
 CREATE TABLE IF NOT EXISTS checks (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, source TEXT NOT NULL, user TEXT,
     kinds TEXT NOT NULL, target TEXT, ok INTEGER NOT NULL, failed TEXT, entry_ids TEXT, ms REAL
@@ -141,8 +148,117 @@ class StateDB:
         # None: the file failed, the in-memory claim stands (better one reply than none).
         return inserted is None or inserted > 0
 
+    def unclaim(self, key: str) -> None:
+        """Undo a claim whose work failed, so that a retry may claim it again."""
+        with self._lock:
+            self._seen.pop(key, None)
+        self._write("a processed event", "DELETE FROM processed_events WHERE key = ?", (key,))
+
     def prune(self, *, older_than: float = EVENT_TTL_S) -> None:
-        self._write("pruning", "DELETE FROM processed_events WHERE at < ?", (self._clock() - older_than,))
+        cutoff = self._clock() - older_than
+        self._write("pruning", "DELETE FROM processed_events WHERE at < ?", (cutoff,))
+        self._write("pruning", "DELETE FROM pending_jobs WHERE done_at IS NOT NULL AND done_at < ?", (cutoff,))
+
+    # -- durable work (bot.state_contract) --------------------------------------------------
+    # A job row is the record that a Slack delivery was acknowledged: it stays (done_at set) as long
+    # as a processed-event key, so a Slack retry of a finished job is still recognised.
+
+    def enqueue(self, job: PendingJob) -> bool:
+        """Claim `job.key` and store the job as pending (leased to nobody yet); False when already claimed.
+
+        When the file fails the claim falls back to memory, as `claim` does: the job is then not durable."""
+        with self._lock:
+            if job.key in self._seen:
+                return False
+            self._seen[job.key] = None
+            if len(self._seen) > MEMORY_KEYS:
+                self._seen.popitem(last=False)
+        now = self._clock()
+        inserted = self._write(
+            "a processed event",
+            "INSERT OR IGNORE INTO pending_jobs (key, kind, channel, thread_ts, user, text, secrets, payload, "
+            "created_at, attempts, posted_ts, leased_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.key,
+                job.kind,
+                job.channel,
+                job.thread_ts,
+                job.user,
+                redact(job.text)[0],  # never a secret at rest, whatever the caller passed
+                json.dumps(job.secrets),
+                json.dumps(job.payload),
+                job.created_at or now,
+                job.attempts,
+                job.posted_ts,
+                now,
+            ),
+        )
+        return inserted is None or inserted > 0
+
+    def mark_posted(self, key: str, posted_ts: str) -> None:
+        self._write("a posted reply", "UPDATE pending_jobs SET posted_ts = ? WHERE key = ?", (posted_ts, key))
+
+    def finish(self, key: str) -> None:
+        self._write("a finished job", "UPDATE pending_jobs SET done_at = ? WHERE key = ?", (self._clock(), key))
+
+    def renew(self, keys: list[str]) -> None:
+        """Extend the lease of jobs this process is working on (so no other replica takes them over)."""
+        self._lease("a lease", self._clock(), keys)
+
+    def release(self, keys: list[str]) -> None:
+        """Give up the lease of unfinished jobs at shutdown, so the next process takes them at once."""
+        self._lease("a released job", 0.0, keys)
+
+    def _lease(self, what: str, leased_at: float, keys: list[str]) -> None:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._write(
+                what,
+                f"UPDATE pending_jobs SET leased_at = ? WHERE done_at IS NULL AND key IN ({marks})",
+                (leased_at, *chunk),
+            )
+
+    def take_over(self, *, owner: str, older_than: float, limit: int = 100) -> list[PendingJob]:
+        """Atomically lease pending jobs whose lease is older than `older_than` seconds to `owner` (one statement,
+        so two replicas never take the same job); each take counts as an attempt."""
+        now = self._clock()
+        try:
+            with self._lock:
+                rows = self.db.conn.execute(
+                    "UPDATE pending_jobs SET owner = ?, leased_at = ?, attempts = attempts + 1 WHERE key IN ("
+                    "SELECT key FROM pending_jobs WHERE done_at IS NULL AND leased_at < ? ORDER BY created_at LIMIT ?"
+                    ") RETURNING key, kind, channel, thread_ts, user, text, secrets, payload, created_at, attempts, "
+                    "posted_ts",
+                    (owner, now, now - older_than, limit),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            log.warning("state database: could not take over pending jobs: %s", exc)
+            return []
+        return [
+            PendingJob(
+                key=key,
+                kind=kind,
+                channel=channel,
+                thread_ts=thread_ts,
+                user=user,
+                text=text,
+                secrets=json.loads(secrets),
+                payload=json.loads(payload),
+                created_at=created_at,
+                attempts=attempts,
+                posted_ts=posted_ts,
+            )
+            for key, kind, channel, thread_ts, user, text, secrets, payload, created_at, attempts, posted_ts in rows
+        ]
+
+    def pending_count(self) -> int:
+        try:
+            with self._lock:
+                return self.db.conn.execute("SELECT count(*) FROM pending_jobs WHERE done_at IS NULL").fetchone()[0]
+        except sqlite3.Error as exc:
+            log.warning("state database: could not count pending jobs: %s", exc)
+            return 0
 
     # -- records ------------------------------------------------------------------------
 

@@ -128,6 +128,8 @@ class SlackStub:
         self._scripts: dict[str, list[Scripted]] = {}
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
+        self._last_ts = 0.0
+        self.history: dict[str, list[dict]] = {}  # channel -> messages posted there (with their metadata)
         handler = type("SlackHandler", (_Handler,), {"stub": self})
         self._server = _Server((HOST, 0), handler)
         self.port = self._server.server_address[1]
@@ -208,7 +210,23 @@ class SlackStub:
             self._cond.notify_all()
 
     def _next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts):06d}"
+        with self._cond:  # increasing, and later than any message ts made before this call (as in Slack)
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            return f"{self._last_ts:.6f}"
+
+    def _messages(self, params: dict, *, thread: bool) -> dict:
+        """conversations.replies / conversations.history over what was posted here, newest first."""
+        channel, oldest = params.get("channel"), float(params.get("oldest") or 0)
+        with_meta = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        with self._cond:
+            posted = list(self.history.get(str(channel), []))
+        if thread:
+            posted = [m for m in posted if m.get("thread_ts") == params.get("ts") or m["ts"] == params.get("ts")]
+        else:
+            posted = [m for m in posted if not m.get("thread_ts") or m.get("thread_ts") == m["ts"]]
+        posted = [m for m in posted if float(m["ts"]) > oldest]
+        shown = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"} for m in posted]
+        return {"ok": True, "messages": shown[::-1][: int(params.get("limit") or 100)], "has_more": False}
 
     def _answer(self, method: str, params: dict, headers: dict, path: str) -> dict:
         body: dict
@@ -227,7 +245,14 @@ class SlackStub:
             ts = self._next_ts()
             message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts, "app_id": APP_ID}
             message.update({k: params[k] for k in ("text", "blocks", "thread_ts") if k in params})
+            if params.get("metadata"):
+                meta = params["metadata"]
+                message["metadata"] = json.loads(meta) if isinstance(meta, str) else meta
+            with self._cond:
+                self.history.setdefault(str(params.get("channel")), []).append(message)
             body = {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+        elif method in ("conversations.replies", "conversations.history"):
+            body = self._messages(params, thread=method == "conversations.replies")
         elif method == "chat.postEphemeral":
             body = {"ok": True, "message_ts": self._next_ts()}
         elif method == "chat.update":
