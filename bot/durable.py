@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 LEASE_S = 10.0  # a job not renewed for this long belongs to a dead process (or waits for a retry)
 SWEEP_S = 2.0  # how often leases are renewed and expired jobs taken over
 DRAIN_S = 8.0  # SIGTERM: how long jobs in flight may finish (Docker's default grace is 10 s)
+AMBIGUOUS_HOLD_S = 20.0  # after a timeout or 5xx, wait this much longer before looking: a post may be in transit
 MAX_ATTEMPTS = 5  # then the job is given up, with an error in the log
 METADATA_TYPE = "gemini_kb_answer"  # message metadata event_type carrying the job key
 HISTORY_LIMIT = 200
@@ -104,10 +105,10 @@ class _Flight:
 class DurableWork:
     """Pending jobs of one process: admit, run, post once, sweep, drain."""
 
-    def __init__(self, state: StateDB, *, owner: str | None = None, lease_s: float = LEASE_S):
+    def __init__(self, state: StateDB, *, owner: str | None = None, lease_s: float | None = None):
         self.state = state
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_s = lease_s
+        self.lease_s = LEASE_S if lease_s is None else lease_s
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Condition()
         self._stop = threading.Event()
@@ -136,11 +137,13 @@ class DurableWork:
         try:
             done = work(job)
         finally:  # a bug in `work` will not fix itself on a retry: the job ends (the error is logged by bolt)
+            with self._lock:
+                flight = self._flights.pop(job.key, None)
+                self._lock.notify_all()
             if done:
                 self.state.finish(job.key)
-            with self._lock:
-                self._flights.pop(job.key, None)
-                self._lock.notify_all()
+            elif flight is not None and flight.ambiguous:
+                self.state.renew([job.key], at=time.time() + AMBIGUOUS_HOLD_S)
 
     def post_once(self, client: WebClient, job: PendingJob, **kwargs: object) -> tuple[Posted, str | None]:
         """chat.postMessage for `job`, at most once: (what happened, the message ts)."""

@@ -130,6 +130,7 @@ class SocketMode:
                 ping_timeout=self.ping_timeout,
                 close_timeout=CLOSE_TIMEOUT_S,
                 max_size=4 * 1024 * 1024,
+                legacy=True,  # a plain connection: this module does its own reconnecting
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise SocketModeError(f"cannot open the Socket Mode WebSocket ({_why(exc)})") from None

@@ -201,9 +201,10 @@ class StateDB:
     def finish(self, key: str) -> None:
         self._write("a finished job", "UPDATE pending_jobs SET done_at = ? WHERE key = ?", (self._clock(), key))
 
-    def renew(self, keys: list[str]) -> None:
-        """Extend the lease of jobs this process is working on (so no other replica takes them over)."""
-        self._lease("a lease", self._clock(), keys)
+    def renew(self, keys: list[str], *, at: float | None = None) -> None:
+        """Extend the lease of jobs this process is working on (so no other replica takes them over), to now
+        or to `at` (a later time: the job is left alone until then)."""
+        self._lease("a lease", self._clock() if at is None else at, keys)
 
     def release(self, keys: list[str]) -> None:
         """Give up the lease of unfinished jobs at shutdown, so the next process takes them at once."""

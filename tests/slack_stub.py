@@ -93,7 +93,12 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
         token = headers.get("authorization", "").removeprefix("Bearer ").strip() or params.get("token", "")
-        if self.stub.token and token != self.stub.token:
+        expected = self.stub.app_token if method == "apps.connections.open" else self.stub.token
+        if method == "apps.connections.open" and token.startswith("xoxb-"):
+            self.stub._record(Call(method, params, headers, path, time.time()), failed=True)
+            self._send(200, {"ok": False, "error": "not_allowed_token_type"})
+            return
+        if expected and token != expected:
             self.stub._record(Call(method, params, headers, path, time.time()), failed=True)
             self._send(200, {"ok": False, "error": "invalid_auth"})
             return
@@ -121,8 +126,17 @@ class _Server(ThreadingHTTPServer):
 class SlackStub:
     """The Slack Web API (`api_url`) and a response-URL receiver (`response_url(name)`) on loopback."""
 
-    def __init__(self, *, token: str | None = None, bot_user_id: str = BOT_USER_ID, bot_id: str = BOT_ID):
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        bot_user_id: str = BOT_USER_ID,
+        bot_id: str = BOT_ID,
+        app_token: str | None = None,
+    ):
         self.token, self.bot_user_id, self.bot_id = token, bot_user_id, bot_id
+        self.app_token = app_token  # apps.connections.open takes this one only (Socket Mode)
+        self.socket_url: str | None = None  # what apps.connections.open hands out (tests.socket_stub)
         self._calls: list[Call] = []
         self._failed: list[Call] = []
         self._scripts: dict[str, list[Scripted]] = {}
@@ -251,6 +265,8 @@ class SlackStub:
             with self._cond:
                 self.history.setdefault(str(params.get("channel")), []).append(message)
             body = {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+        elif method == "apps.connections.open":
+            body = {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "unknown_method"}
         elif method in ("conversations.replies", "conversations.history"):
             body = self._messages(params, thread=method == "conversations.replies")
         elif method == "chat.postEphemeral":
