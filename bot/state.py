@@ -199,7 +199,11 @@ class StateDB:
         self._write("a posted reply", "UPDATE pending_jobs SET posted_ts = ? WHERE key = ?", (posted_ts, key))
 
     def finish(self, key: str) -> None:
-        self._write("a finished job", "UPDATE pending_jobs SET done_at = ? WHERE key = ?", (self._clock(), key))
+        # The text is needed only to resume the job: a finished job keeps its key (a Slack retry is still
+        # recognised), not what was said.
+        self._write(
+            "a finished job", "UPDATE pending_jobs SET done_at = ?, text = '' WHERE key = ?", (self._clock(), key)
+        )
 
     def renew(self, keys: list[str], *, at: float | None = None) -> None:
         """Extend the lease of jobs this process is working on (so no other replica takes them over), to now
