@@ -193,6 +193,9 @@ class StateDB:
                 now,
             ),
         )
+        self._claims += 1
+        if self._claims % PRUNE_EVERY == 0:
+            self.prune()
         return inserted is None or inserted > 0
 
     def mark_posted(self, key: str, posted_ts: str) -> None:

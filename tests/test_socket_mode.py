@@ -100,6 +100,23 @@ def test_every_envelope_around_a_disconnect_warning_is_acked(kb: KnowledgeBase, 
         assert len(sb.slack.calls("chat.postMessage")) == 10
 
 
+def test_a_slash_command_over_the_socket_is_answered_in_its_ack(kb: KnowledgeBase, tmp_path: Path):
+    from tests.slack_stub import slash_command
+
+    with socket_bot(kb, tmp_path) as sb:
+        form = slash_command("help", response_url=sb.slack.response_url())
+        envelope = {
+            "envelope_id": "e-slash-1",
+            "type": "slash_commands",
+            "payload": form,
+            "accepts_response_payload": True,
+        }
+        sb.sockets.push(envelope)
+        assert sb.sockets.wait_for(lambda: sb.sockets.acked("e-slash-1"))
+        payload = sb.sockets.acked("e-slash-1").payload or {}
+        assert "/gemini-check key" in payload.get("text", "")
+
+
 def test_start_up_errors_are_one_line(kb: KnowledgeBase, tmp_path: Path):
     with SlackStub(token=TOKEN, app_token=APP_TOKEN) as slack, SocketStub() as sockets:
         slack.socket_url = sockets.url
