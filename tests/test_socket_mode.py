@@ -194,3 +194,51 @@ def test_socket_mode_process_keeps_a_health_file_and_stops_cleanly_on_sigterm(
             assert not health.exists()
         finally:
             proc.stop()
+
+
+def test_envelopes_acked_before_a_kill_are_answered_once_by_the_next_process(kb_path: Path, tmp_path: Path):
+    from tests.serve_process import ServeProcess, serve_env
+    from tests.slack_stub import Scripted
+
+    events = 24
+    with SlackStub(token=TOKEN, app_token=APP_TOKEN) as slack, SocketStub() as sockets:
+        slack.socket_url = sockets.url
+        slack.script("chat.postMessage", *[Scripted(delay=0.5)] * events)
+        env = serve_env(
+            kb_path,
+            tmp_path / "state.sqlite",
+            SLACK_BOT_TOKEN=TOKEN,
+            SLACK_APP_TOKEN=APP_TOKEN,
+            SLACK_API_URL=slack.api_url,
+        )
+        first = ServeProcess([], env)
+        second = None
+        try:
+            assert sockets.wait_connected(timeout=60), first.log
+            ids = [_push(sockets, _dm(KEY_ERROR, 100 + n)) for n in range(events)]
+            assert sockets.wait_for(lambda: all(sockets.acked(i) for i in ids), timeout=10)
+            first.proc.kill()  # acknowledged: Slack will never resend these
+            first.wait(10)
+            assert len(slack.calls("chat.postMessage")) < events, "nothing was in flight"
+            second = ServeProcess([], env)
+            channels = {f"D0SOCK{100 + n:04d}" for n in range(events)}
+
+            def answered() -> dict[str, int]:
+                counts: dict[str, int] = {}
+                for call in slack.calls("chat.postMessage"):
+                    counts[call.params["channel"]] = counts.get(call.params["channel"], 0) + 1
+                return counts
+
+            assert slack.wait_for(lambda: channels <= set(answered()), timeout=40), second.log[-2000:]
+            time.sleep(2.5)
+            assert {c: n for c, n in answered().items() if n != 1} == {}
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+
+
+def _push(sockets: SocketStub, event: dict) -> str:
+    envelope = events_api_envelope(event_callback(event))
+    sockets.push(envelope)
+    return envelope["envelope_id"]
