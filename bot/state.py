@@ -48,11 +48,11 @@ CREATE TABLE IF NOT EXISTS feedback (
     UNIQUE (user, channel, message_ts)
 );
 CREATE TABLE IF NOT EXISTS pending_jobs (
-    key TEXT PRIMARY KEY, kind TEXT NOT NULL, channel TEXT NOT NULL, thread_ts TEXT, user TEXT,
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, channel TEXT NOT NULL, thread_ts TEXT, "user" TEXT,
     text TEXT NOT NULL, secrets TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, posted_ts TEXT, owner TEXT, leased_at REAL NOT NULL, done_at REAL
+    attempts INTEGER NOT NULL DEFAULT 0, posted_ts TEXT, owner TEXT, lease_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS pending_jobs_open ON pending_jobs (done_at, leased_at);
+CREATE INDEX IF NOT EXISTS pending_jobs_lease ON pending_jobs (lease_at);
 CREATE TABLE IF NOT EXISTS checks (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, source TEXT NOT NULL, user TEXT,
     kinds TEXT NOT NULL, target TEXT, ok INTEGER NOT NULL, failed TEXT, entry_ids TEXT, ms REAL
@@ -155,16 +155,14 @@ class StateDB:
         self._write("a processed event", "DELETE FROM processed_events WHERE key = ?", (key,))
 
     def prune(self, *, older_than: float = EVENT_TTL_S) -> None:
-        cutoff = self._clock() - older_than
-        self._write("pruning", "DELETE FROM processed_events WHERE at < ?", (cutoff,))
-        self._write("pruning", "DELETE FROM pending_jobs WHERE done_at IS NOT NULL AND done_at < ?", (cutoff,))
+        self._write("pruning", "DELETE FROM processed_events WHERE at < ?", (self._clock() - older_than,))
 
     # -- durable work (bot.state_contract) --------------------------------------------------
-    # A job row is the record that a Slack delivery was acknowledged: it stays (done_at set) as long
-    # as a processed-event key, so a Slack retry of a finished job is still recognised.
+    # The same schema and semantics as the PostgreSQL store: the key is claimed in processed_events (so a
+    # Slack retry of a finished job is still recognised) and the job row lives until it is finished.
 
     def enqueue(self, job: PendingJob) -> bool:
-        """Claim `job.key` and store the job as pending (leased to nobody yet); False when already claimed.
+        """Claim `job.key` and store the job as pending, in one transaction; False when already claimed.
 
         When the file fails the claim falls back to memory, as `claim` does: the job is then not durable."""
         with self._lock:
@@ -174,39 +172,53 @@ class StateDB:
             if len(self._seen) > MEMORY_KEYS:
                 self._seen.popitem(last=False)
         now = self._clock()
-        inserted = self._write(
-            "a processed event",
-            "INSERT OR IGNORE INTO pending_jobs (key, kind, channel, thread_ts, user, text, secrets, payload, "
-            "created_at, attempts, posted_ts, leased_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.key,
-                job.kind,
-                job.channel,
-                job.thread_ts,
-                job.user,
-                redact(job.text)[0],  # never a secret at rest, whatever the caller passed
-                json.dumps(job.secrets),
-                json.dumps(job.payload),
-                job.created_at or now,
-                job.attempts,
-                job.posted_ts,
-                now,
-            ),
+        row = (
+            job.key,
+            job.kind,
+            job.channel,
+            job.thread_ts,
+            job.user,
+            redact(job.text)[0],  # never a secret at rest, whatever the caller passed
+            json.dumps(job.secrets),
+            json.dumps(job.payload),
+            job.created_at or now,
+            job.attempts,
+            job.posted_ts,
+            now,
         )
         self._claims += 1
         if self._claims % PRUNE_EVERY == 0:
             self.prune()
-        return inserted is None or inserted > 0
+        try:
+            with self._lock:
+                conn = self.db.conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if not conn.execute(
+                        "INSERT OR IGNORE INTO processed_events (key, at) VALUES (?, ?)", (job.key, now)
+                    ).rowcount:
+                        conn.execute("ROLLBACK")
+                        return False
+                    conn.execute(
+                        'INSERT INTO pending_jobs (key, kind, channel, thread_ts, "user", text, secrets, payload, '
+                        "created_at, attempts, posted_ts, lease_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            log.warning("state database: could not record a processed event: %s", exc)
+        return True
 
     def mark_posted(self, key: str, posted_ts: str) -> None:
         self._write("a posted reply", "UPDATE pending_jobs SET posted_ts = ? WHERE key = ?", (posted_ts, key))
 
     def finish(self, key: str) -> None:
-        # The text is needed only to resume the job: a finished job keeps its key (a Slack retry is still
-        # recognised), not what was said.
-        self._write(
-            "a finished job", "UPDATE pending_jobs SET done_at = ?, text = '' WHERE key = ?", (self._clock(), key)
-        )
+        # The claim in processed_events stays (a Slack retry is still recognised); what was said goes.
+        self._write("a finished job", "DELETE FROM pending_jobs WHERE key = ?", (key,))
 
     def renew(self, keys: list[str], *, at: float | None = None) -> None:
         """Extend the lease of jobs this process is working on (so no other replica takes them over), to now
@@ -223,7 +235,7 @@ class StateDB:
             marks = ",".join("?" * len(chunk))
             self._write(
                 what,
-                f"UPDATE pending_jobs SET leased_at = ? WHERE done_at IS NULL AND key IN ({marks})",
+                f"UPDATE pending_jobs SET lease_at = ? WHERE key IN ({marks})",
                 (leased_at, *chunk),
             )
 
@@ -234,9 +246,9 @@ class StateDB:
         try:
             with self._lock:
                 rows = self.db.conn.execute(
-                    "UPDATE pending_jobs SET owner = ?, leased_at = ?, attempts = attempts + 1 WHERE key IN ("
-                    "SELECT key FROM pending_jobs WHERE done_at IS NULL AND leased_at < ? ORDER BY created_at LIMIT ?"
-                    ") RETURNING key, kind, channel, thread_ts, user, text, secrets, payload, created_at, attempts, "
+                    "UPDATE pending_jobs SET owner = ?, lease_at = ?, attempts = attempts + 1 WHERE key IN ("
+                    "SELECT key FROM pending_jobs WHERE lease_at < ? ORDER BY created_at, key LIMIT ?"
+                    ') RETURNING key, kind, channel, thread_ts, "user", text, secrets, payload, created_at, attempts, '
                     "posted_ts",
                     (owner, now, now - older_than, limit),
                 ).fetchall()
@@ -263,7 +275,7 @@ class StateDB:
     def pending_count(self) -> int:
         try:
             with self._lock:
-                return self.db.conn.execute("SELECT count(*) FROM pending_jobs WHERE done_at IS NULL").fetchone()[0]
+                return self.db.conn.execute("SELECT count(*) FROM pending_jobs").fetchone()[0]
         except sqlite3.Error as exc:
             log.warning("state database: could not count pending jobs: %s", exc)
             return 0

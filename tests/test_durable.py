@@ -20,7 +20,7 @@ from bot.durable import METADATA_TYPE, DurableWork, job_for
 from bot.policy import Incoming, Trigger
 from bot.state import StateDB
 from kb.store import KnowledgeBase
-from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, TOKEN, running_bot, state_rows
+from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, TOKEN, running_bot
 from tests.gemini_stub import stub_key
 from tests.serve_process import ServeProcess, free_port, serve_env
 from tests.slack_stub import Scripted, SlackStub, as_json, event_callback, message_event, post, signed_headers
@@ -36,7 +36,12 @@ def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _open_jobs(path: Path) -> int:
-    return state_rows(path, "SELECT count(*) FROM pending_jobs WHERE done_at IS NULL")[0][0]
+    """Jobs still pending in the state file (the contract's own count)."""
+    state = StateDB(path)
+    try:
+        return state.pending_count()
+    finally:
+        state.close()
 
 
 def _dm(text: str, n: int) -> dict:

@@ -211,5 +211,5 @@ def test_forged_and_replayed_requests_are_refused_and_change_nothing(running: Ru
     running.settle(2)
     assert len(reached) == 3
     rows = _state_rows(running.state_path)
-    assert rows["pastes"] >= 2 and rows["feedback"] == 1 and rows["pending_jobs"] >= 1
+    assert rows["pastes"] >= 2 and rows["feedback"] == 1 and rows["processed_events"] >= 1
     assert running.slack.calls("chat.postMessage") and running.slack.calls("chat.update")
