@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
 
@@ -41,6 +42,7 @@ CLOSE_TIMEOUT_S = 1.0
 RETIRE_AFTER_S = 30.0  # an old connection Slack said it would close is closed by us after this
 BACKOFF_MAX_S = 30.0
 WORKERS = 16
+ACK_WAIT_S = 2.0  # an ack whose connection closed waits this long for the next one (Slack allows 3 s)
 # apps.connections.open errors that mean the token, not the network
 TOKEN_ERRORS = {
     "invalid_auth": "SLACK_APP_TOKEN was refused by Slack (invalid_auth)",
@@ -223,14 +225,19 @@ class SocketMode:
                 json.loads(response.body) if content_type.startswith("application/json") else {"text": response.body}
             )
         data = json.dumps(ack)
-        for target in (ws, self._current):  # the connection it came on, else the newest
-            if target is None:
-                continue
-            try:
-                target.send(data)
-                return
-            except ConnectionClosed:
-                continue
+        deadline = time.monotonic() + ACK_WAIT_S
+        while True:  # the connection it came on, else the newest (one may be opening right now)
+            for target in (ws, self._current):
+                if target is None:
+                    continue
+                try:
+                    target.send(data)
+                    return
+                except ConnectionClosed:
+                    continue
+            if time.monotonic() > deadline or self._closed.is_set():
+                break
+            time.sleep(0.05)
         log.warning("Socket Mode: ack for %s not sent (no open connection); Slack resends it", request.type)
 
 
