@@ -79,7 +79,10 @@ def _ensure_descriptors(connections: int) -> None:
     wanted = connections + 256
     if soft != resource.RLIM_INFINITY and soft < wanted:
         new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError) as exc:  # then accept() fails first, logged by waitress; say why up front
+            log.warning("HTTP: only %d open files allowed (%s); fewer than %d connections will fit", soft, exc, wanted)
 
 
 class HttpServer:
