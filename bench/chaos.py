@@ -3,9 +3,9 @@
 A benchmark, not a test (timings on a shared machine vary). Four parts, each against real processes:
 
 - crash: `serve --http` on a SQLite state file takes the 600-event mix of bench/load.py; at a random
-  moment of the load it gets kill -9 (or SIGTERM), and a new process is started on the same file. Like
-  Slack, the sender resends every delivery that got no 200 until one does. Counted: expected answers
-  lost and duplicated (goal 0 and 0), five runs of each.
+  point of the load (after 10-90 % of the deliveries were sent) it gets kill -9 (or SIGTERM), and a new
+  process is started on the same file. Like Slack, the sender resends every delivery that got no 200
+  until one does. Counted: expected answers lost and duplicated (goal 0 and 0), five runs of each.
 - slowloris: 500 hostile connections (half idle, half trickling a header byte a second; each reopened when
   the server cuts it off) while signed events keep flowing: latency of /healthz and of event acks.
 - socket: Socket Mode against tests/socket_stub.py: time from a silent drop (no close frame, no FIN) to
@@ -107,8 +107,11 @@ def crash_run(how: str, events: int, concurrency: int, seed: int) -> dict[str, o
         _wait_ready(port, proc)
         unacked: list[Delivery] = []
         lock = threading.Lock()
+        sent = [0]
 
         def send(delivery: Delivery) -> None:
+            with lock:
+                sent[0] += 1
             headers = signed_headers(SECRET, delivery.body, content_type="application/json")
             if delivery.retry:
                 headers.update({"X-Slack-Retry-Num": str(delivery.retry), "X-Slack-Retry-Reason": "http_error"})
@@ -120,11 +123,13 @@ def crash_run(how: str, events: int, concurrency: int, seed: int) -> dict[str, o
                 with lock:
                     unacked.append(delivery)
 
-        blow_at = rng.uniform(0.3, 2.5)
+        blow_after = rng.uniform(0.1, 0.9)  # a random point of the load: this share of deliveries sent
         start = time.perf_counter()
         pool = ThreadPoolExecutor(concurrency)
         futures = [pool.submit(send, d) for d in work.deliveries]
-        time.sleep(blow_at)
+        while sent[0] < blow_after * len(work.deliveries):
+            time.sleep(0.005)
+        blow_at = time.perf_counter() - start
         in_flight_posts = len(slack.calls("chat.postMessage"))
         if how == "kill":
             proc.kill()
@@ -164,6 +169,7 @@ def crash_run(how: str, events: int, concurrency: int, seed: int) -> dict[str, o
     return {
         "how": "kill -9" if how == "kill" else "SIGTERM",
         "at_s": round(blow_at, 2),
+        "at_share": round(blow_after, 2),
         "replies_before_blow": in_flight_posts,
         "exit_code": code,
         "stop_s": round(stop_s, 2),
@@ -392,7 +398,8 @@ def main() -> int:
                 runs.append(r)
                 if not args.json:
                     print(
-                        f"{r['how']:>7} at {r['at_s']:.2f} s: {r['lost']} lost, {r['duplicated']} duplicated of "
+                        f"{r['how']:>7} at {r['at_s']:.2f} s ({r['at_share']:.0%} sent, {r['replies_before_blow']} "
+                        f"answered): {r['lost']} lost, {r['duplicated']} duplicated of "
                         f"{r['expected']} expected ({r['resent_unacked']} unacknowledged deliveries resent; exit "
                         f"{r['exit_code']} after {r['stop_s']} s; all answered after {r['all_answered_s']} s)",
                         flush=True,

@@ -63,17 +63,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        data = self.rfile.read(length) if length else b""
+        if len(data) < length:  # the client died mid-request (a kill -9): Slack acts on no partial request
+            self.close_connection = True
+            return
+        raw = data.decode("utf-8", "replace")
         path = urlsplit(self.path).path
         ctype = self.headers.get("Content-Type", "")
+        headers = {k.lower(): v for k, v in self.headers.items()}
         if "json" in ctype:
             try:
                 params = json.loads(raw or "{}")
             except ValueError:
                 params = {"_raw": raw}
+                if path.startswith("/api/"):  # as Slack does: nothing is acted on
+                    self.stub._record(Call(path[len("/api/") :], params, headers, path, time.time()), failed=True)
+                    self._send(200, {"ok": False, "error": "invalid_json"})
+                    return
         else:
             params = dict(parse_qsl(raw, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in self.headers.items()}
         if path.startswith("/response/"):
             self.stub._record(Call("response_url", params, headers, path, time.time()))
             self._send(200, "ok", "text/plain")
