@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load chaos eval kb clean
+.PHONY: run test lint bench bench-bot load load-replicas chaos misses-roundtrip eval eval-ingest kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-eval: $(STAMP)
+eval: kb
 	$(BIN)/python -m kb.evaluate tests/data/pastes.jsonl
+
+# Article ingest: recall and wrong attachments per fixture (and on ../shared/seeds when present).
+SEEDS ?= $(firstword $(wildcard ../shared/seeds ../../shared/seeds))
+eval-ingest: $(STAMP)
+	$(BIN)/python -m ingest.evaluate tests/data/articles
+	@if [ -n "$(SEEDS)" ]; then $(BIN)/python -m ingest.evaluate $(SEEDS) --expected tests/data/seed-families.json; fi
 
 bench: $(STAMP)
 	$(BIN)/python -m kb.bench
@@ -38,6 +44,16 @@ bench-bot: kb
 
 load: kb
 	$(BIN)/python bench/load.py
+
+# Three HTTP-mode bots sharing one PostgreSQL (a throw-away local cluster), then one SQLite file, then
+# PostgreSQL restarted mid-run; needs the PostgreSQL server binaries (postgresql-15).
+load-replicas: kb
+	$(BIN)/python bench/load_replicas.py
+
+# Issue 17's closing figure: a real abstained paste labelled in App Home, approved, rebuilt, answered; then every
+# abstained TRAIN paste the same way, with the effect on the TEST side.
+misses-roundtrip: $(STAMP)
+	$(BIN)/python bench/misses_roundtrip.py
 
 chaos: kb
 	$(BIN)/python bench/chaos.py

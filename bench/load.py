@@ -39,8 +39,9 @@ from bench.bot_latency import (  # noqa: E402
     _start,
     bot_env,
 )
-from bot.policy import ChannelMode, classify, should_answer  # noqa: E402
+from bot.slack_events import classify, should_answer  # noqa: E402
 from kb.matcher import match  # noqa: E402
+from kb.settings import ChannelMode  # noqa: E402
 from kb.store import open_kb  # noqa: E402
 from tests.slack_stub import (  # noqa: E402
     BOT_ID,
@@ -89,7 +90,7 @@ def plan(events: int, retries: float, seed: int, kb_path: Path) -> Plan:
     """`events` distinct Slack deliveries (a mention counts twice), plus resends of a `retries` share."""
     rng = random.Random(seed)
     pastes = [json.loads(line)["text"] for line in PASTES.read_text().splitlines() if line.strip()]
-    kb = open_kb(kb_path, auto_build=False)
+    kb = open_kb(kb_path)
     answered_in_channel: dict[str, bool] = {}
 
     def channel_expects(event: dict) -> bool:

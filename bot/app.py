@@ -4,15 +4,14 @@ post what `bot.blocks` renders. Transport (Socket Mode, HTTP) is `bot.serve`'s b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import os
 import random
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 
@@ -26,77 +25,21 @@ from slack_sdk.http_retry.response import HttpResponse as RetryResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import blocks, slash
+from bot.checker import Checker
 from bot.durable import DRAIN_S, DurableWork, Posted, incoming_of
-from bot.policy import ChannelMode, Incoming, Trigger, classify, looks_like_error, message_key, should_answer
-from bot.slash import CheckCommand, Checker
-from bot.state import StateDB
+from bot.service import AnswerService, Context
+from bot.slack_curation import SlackCuration
+from bot.slack_events import Incoming, classify
+from bot.state import StateBase
 from bot.state_contract import PendingJob
-from kb.matcher import match
 from kb.redact import redact
+from kb.settings import BotSettings
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
 LISTENER_THREADS = 16
 SLACK_TIMEOUT_S = 10
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class BotSettings:
-    """The Slack side of the configuration, read once at start-up. Secrets stay out of repr."""
-
-    bot_token: str | None = field(default=None, repr=False)
-    app_token: str | None = field(default=None, repr=False)
-    signing_secret: str = field(default="", repr=False)
-    api_url: str | None = None  # Slack Web API base URL (tests, enterprise proxies)
-    channel_mode: ChannelMode = ChannelMode.ERRORS
-    check_timeout: float = 5.0  # per network step of a check
-    checks_per_minute: int = 5  # per user
-    checks_global_per_minute: int = 30  # all users together (what the team key can be made to spend); 0: no limit
-    team_key: str | None = field(default=None, repr=False)  # the Gemini key checks use by default
-
-
-def load_bot_settings(env: dict[str, str] | None = None) -> BotSettings:
-    """Read SLACK_* and GEMINI_KB_* variables (see docs/slack-setup.md)."""
-    from bot.checks.command import configured_key
-
-    env = dict(os.environ) if env is None else env
-
-    def get(name: str) -> str | None:
-        value = (env.get(name) or "").strip()
-        return value or None
-
-    mode = (get("GEMINI_KB_CHANNEL_MODE") or ChannelMode.ERRORS.value).lower()
-    if mode not in {m.value for m in ChannelMode}:
-        choices = ", ".join(m.value for m in ChannelMode)
-        raise ConfigError(f"GEMINI_KB_CHANNEL_MODE={mode!r}: expected one of {choices}")
-    try:
-        timeout = float(get("GEMINI_KB_CHECK_TIMEOUT") or 5.0)
-        per_minute = int(get("GEMINI_KB_CHECKS_PER_MINUTE") or 5)
-        global_per_minute = int(get("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE") or 30)
-    except ValueError as exc:
-        raise ConfigError(
-            f"GEMINI_KB_CHECK_TIMEOUT / GEMINI_KB_CHECKS_PER_MINUTE / GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE: {exc}"
-        ) from exc
-    if not 0 < timeout <= 60:
-        raise ConfigError("GEMINI_KB_CHECK_TIMEOUT must be between 0 and 60 seconds")
-    if global_per_minute < 0:
-        raise ConfigError("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE must be 0 (no limit) or more")
-    return BotSettings(
-        bot_token=get("SLACK_BOT_TOKEN"),
-        app_token=get("SLACK_APP_TOKEN"),
-        signing_secret=get("SLACK_SIGNING_SECRET") or "",
-        api_url=get("SLACK_API_URL"),
-        channel_mode=ChannelMode(mode),
-        check_timeout=timeout,
-        checks_per_minute=per_minute,
-        checks_global_per_minute=global_per_minute,
-        team_key=configured_key(env),
-    )
 
 
 SLACK_RETRIES = 2  # retries after the first try of one Web API call
@@ -218,7 +161,7 @@ class GeminiBot:
         self,
         *,
         kb: KnowledgeBase,
-        state: StateDB,
+        state: StateBase,
         settings: BotSettings,
         client: WebClient | None = None,
         checker: Checker | None = None,
@@ -226,12 +169,16 @@ class GeminiBot:
         self.kb, self.state, self.settings = kb, state, settings
         self.checker = checker or Checker(
             kb,
-            state,
             timeout=settings.check_timeout,
             per_user_per_minute=settings.checks_per_minute,
             global_per_minute=settings.checks_global_per_minute,
             team_key=settings.team_key,
+            base_url=settings.base_url,
+            allow_private=settings.allow_private,
         )
+        self.service = AnswerService(kb, state, self.checker, mode=settings.channel_mode)
+        # App Home queue, ✅/👎 reactions, Add to KB, weekly digest
+        self.curation = SlackCuration(self.service, settings, client=lambda: self.app.client, finished=self._finished)
         self.work = DurableWork(state)  # acknowledged messages are pending jobs until answered (bot.durable)
         self._done = threading.Condition()
         self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
@@ -253,6 +200,7 @@ class GeminiBot:
         finally:
             bolt_log.removeFilter(quiet)
         self._register()
+        self.curation.digest.start()
         self.work.start(lambda job: self._answer(incoming_of(job), job, self.app.client, time.perf_counter()))
 
     # -- wiring ---------------------------------------------------------------------------
@@ -268,7 +216,8 @@ class GeminiBot:
         app.action(blocks.ACTION_RUN_CHECK)(self._on_run_check)
         app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
         app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
-        slash.register(app, kb=self.kb, state=self.state, checker=self.checker)
+        slash.register(app, self.service)
+        self.curation.register(app)
         app.error(self._on_error)
 
     def _on_error(self, error: Exception, body: dict) -> None:
@@ -349,35 +298,41 @@ class GeminiBot:
             self._finished()
 
     def _answer(self, incoming: Incoming, job: PendingJob, client: WebClient, start: float) -> bool:
-        """Warn about secrets, answer, record; True when the job is done, False to retry it later."""
-        if not incoming.text:
-            if incoming.trigger is not Trigger.CHANNEL:
-                return self._post(client, job, incoming, blocks.notice_message(slash.HELP, fallback=slash.HELP_TEXT))
-            return True
-        result = match(incoming.text, self.kb)
+        """Warn about secrets, answer, note the answer; True when the job is done, False to retry it later."""
+        # The job is the claim (it may be resumed by another process): the service must not claim again.
+        ctx = dataclasses.replace(incoming.context(), deduplicated=True)
+        answer = self.service.answer(incoming.text, ctx)
         done = True
-        secrets = result.secret_kinds or job.secrets  # a resumed job's text is redacted; the kinds were kept
-        warn_key = message_key(incoming, "warn")
-        warned = not secrets or not self.state.claim(warn_key)
+        secrets = (answer.result.secret_kinds if answer.result else []) or job.secrets  # a resumed text is redacted
+        warned = not secrets or not self.service.warning_once(ctx)
         if not warned and not self._post_ephemeral(client, incoming, blocks.secret_warning(secrets)):
-            self.state.unclaim(warn_key)  # sent again when the job is retried
+            self.service.warning_failed(ctx)  # sent again when the job is retried
             done = False
-        top = result.top
-        record = dict(text=incoming.text, source=incoming.trigger.value, channel=incoming.channel)
-        if not should_answer(incoming, result, mode=self.settings.channel_mode):
-            if not result.confident and looks_like_error(incoming.text, result.signals):
-                self.state.record_match(result, **record)  # an error we had nothing for: curation material
-            log.debug(
+        if answer.action == "help":
+            help_message = blocks.reply_message(self.service.run_command("help", None, ctx), self.kb)
+            return self._post(client, job, incoming, help_message)[0] is not Posted.RETRY and done
+        if answer.action != "answer" or answer.result is None:
+            log.info(
                 "no answer to %s event %s: %s",
                 incoming.trigger.value,
                 incoming.event_id,
-                result.abstain_reason or "channel mode",
+                answer.why,
                 extra={"event_id": incoming.event_id, "ms": _ms(start)},
             )
             return done
-        posted = self.work.post_once(client, job, **self._reply_args(incoming, blocks.answer_message(result, self.kb)))
-        if posted[0] is Posted.NEW:
-            self.state.record_match(result, **record)
+        result, top = answer.result, answer.result.top
+        posted, ts = self._post(client, job, incoming, blocks.answer_message(result, self.kb))
+        if posted in (Posted.NEW, Posted.FOUND):
+            self.service.curation.note_answer(
+                incoming.text,
+                result,
+                channel=incoming.channel,
+                ts=ts,
+                paste_ts=incoming.ts,
+                thread_ts=incoming.reply_thread,
+                poster=incoming.user,
+            )
+        if posted is Posted.NEW:  # said only once Slack confirmed the post
             ms = _ms(start)
             log.info(
                 "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
@@ -389,21 +344,21 @@ class GeminiBot:
                 ms,
                 extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
             )
-        return done and posted[0] is not Posted.RETRY
+        return done and posted is not Posted.RETRY
 
-    @staticmethod
-    def _reply_args(incoming: Incoming, message: blocks.SlackMessage) -> dict:
-        return dict(
+    def _post(
+        self, client: WebClient, job: PendingJob, incoming: Incoming, message: blocks.SlackMessage
+    ) -> tuple[Posted, str | None]:
+        """Post in the message's thread at most once for `job` (bot.durable): what happened, and the ts."""
+        return self.work.post_once(
+            client,
+            job,
             channel=incoming.channel,
             thread_ts=incoming.reply_thread,
             unfurl_links=False,
             unfurl_media=False,
             **message.kwargs(),
         )
-
-    def _post(self, client: WebClient, job: PendingJob, incoming: Incoming, message: blocks.SlackMessage) -> bool:
-        """Post `message` for `job` at most once; True unless it should be retried later."""
-        return self.work.post_once(client, job, **self._reply_args(incoming, message))[0] is not Posted.RETRY
 
     def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> bool:
         """True when Slack took it. A failed warning is sent again on the job's retry (a second warning is
@@ -425,11 +380,7 @@ class GeminiBot:
         try:
             if event.get("tab", "home") != "home" or not event.get("user"):
                 return
-            view = blocks.home_view(self.kb, self.state.summary(days=7))
-            try:
-                client.views_publish(user_id=event["user"], view=view)
-            except SlackApiError as exc:
-                log.error("views.publish failed: %s", exc.response.get("error"))
+            self.curation.publish_home(event["user"], client)  # the queue too, for a maintainer
         finally:
             self._finished()
 
@@ -464,17 +415,12 @@ class GeminiBot:
             clicked = body.get("message") or {}
             ts = clicked.get("ts") or container.get("message_ts") or ""
             entry_id = str(value.get("e") or "")
-            if entry_id in self.kb.entries:  # only our own ids are recorded, whatever the button carries
-                confidence = value.get("c")
-                self.state.record_feedback(
-                    user=user,
-                    channel=channel,
-                    message_ts=ts,
-                    entry_id=entry_id,
-                    verdict=verdict,
-                    confidence=float(confidence) if isinstance(confidence, int | float) else None,
-                )
-            updated = blocks.feedback_acknowledged(clicked.get("blocks") or [], user=user, verdict=verdict)
+            self.service.record_feedback(
+                user=user, channel=channel, message_ts=ts, entry_id=entry_id, verdict=verdict, confidence=value.get("c")
+            )
+            updated = blocks.feedback_acknowledged(
+                clicked.get("blocks") or [], user=user, verdict=verdict, entry_id=entry_id
+            )
             text = clicked.get("text") or "Gemini error answer"
             if container.get("is_ephemeral") or not (channel and ts):
                 respond(replace_original=True, text=text, blocks=updated)
@@ -491,22 +437,12 @@ class GeminiBot:
         ack()
         try:
             value = _value(action)
-            kind = value.get("k")
-            if kind not in ("key", "endpoint", "model"):
-                return
-            model = value.get("m") if kind == "model" else None
-            cmd = CheckCommand("checks", (kind,), model=model if isinstance(model, str) else None)
             user = body["user"]["id"]
-            allowed, why = self.checker.allow(user)
-            if not allowed:
-                self._reply_to_click(body, client, respond, blocks.notice_message(why))
-                return
-            outcome = self.checker.run(cmd, user=user, source="button")
-            if outcome.report is None:
-                message = blocks.notice_message(outcome.notice)
-            else:
-                message = blocks.check_report_message(outcome.report, [kind])
-            self._reply_to_click(body, client, respond, message)
+            reply = self.service.run_check(
+                str(value.get("k")), model=value.get("m"), user=user, ctx=Context("button", user=user)
+            )
+            if reply is not None:
+                self._reply_to_click(body, client, respond, blocks.reply_message(reply, self.kb))
         finally:
             self._finished()
 
@@ -536,12 +472,13 @@ class GeminiBot:
         self._listeners.shutdown(wait=False)
         drained = self.work.drain(drain_s)
         self._listeners.shutdown(wait=False, cancel_futures=True)
+        self.curation.close()
         self.checker.close()
         return drained
 
 
 def build_app(
-    settings: BotSettings, kb: KnowledgeBase, state: StateDB, *, slack_api_url: str | None = None
+    settings: BotSettings, kb: KnowledgeBase, state: StateBase, *, slack_api_url: str | None = None
 ) -> GeminiBot:
     """The bot for `settings`; `slack_api_url` overrides SLACK_API_URL (tests, proxies)."""
     return GeminiBot(kb=kb, state=state, settings=settings, client=web_client(settings, api_url=slack_api_url))

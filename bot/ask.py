@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from bot.cli_errors import UsageError, open_from_args
 from bot.render_text import answer_text
 from kb.matcher import match
 
@@ -18,8 +19,6 @@ def _read_stdin() -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot.cli import UsageError, open_from_args
-
     if args.jsonl and args.text:
         raise UsageError("--jsonl reads JSON lines from standard input; give no TEXT with it")
     kb = open_from_args(args)

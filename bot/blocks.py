@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from bot.chat_command import HELP, HELP_TEXT
+from bot.checks.registry import CHECKS, related_check
 from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
 from kb.matcher import Match, MatchResult
-from kb.redact import mask, redact
-from kb.store import Entry, KnowledgeBase, SourceRef
+from kb.redact import redact
+from kb.redact import scrub as scrub_text
+from kb.schema import Entry, SourceRef
+from kb.store import KnowledgeBase
 
 if TYPE_CHECKING:
+    from bot.service import Reply
     from bot.state import StateSummary
 
 MAX_BLOCKS = 50
@@ -44,13 +49,8 @@ ACTION_SHOW_ENTRY = "show_entry"
 ANSWER_ACTIONS_BLOCK = "answer_actions"
 FEEDBACK_ACK_BLOCK = "feedback_ack"
 VERDICTS = {ACTION_FIXED: "fixed", ACTION_NOT_IT: "not_it"}
-
-# Families whose fix starts with "is the key itself working?".
-KEY_FAMILIES = frozenset(
-    {"unauthenticated", "permission-denied", "service-disabled", "billing-required", "location-unsupported"}
-)
-NETWORK_FAMILIES = frozenset({"dns-or-connect-failure", "tls-or-proxy-error", "connection-reset", "client-timeout"})
-MODEL_FAMILIES = frozenset({"model-not-found", "model-retired", "method-not-supported"})
+ACTION_ADD_TO_KB = "add_to_kb"  # on an answer someone said fixed it (bot/slack_curation.py)
+ADD_TO_KB_BLOCK = "add_to_kb"
 
 
 @dataclass
@@ -157,17 +157,6 @@ def confidence_label(score: float) -> str:
     return "high" if score >= 0.85 else "medium" if score >= 0.6 else "low"
 
 
-def related_check(entry: Entry) -> str | None:
-    """The check that tells whether this family is what is happening."""
-    if entry.id.startswith("api-key") or entry.id in KEY_FAMILIES or entry.http_status in (401, 403):
-        return "key"
-    if entry.id in NETWORK_FAMILIES:
-        return "endpoint"
-    if entry.id in MODEL_FAMILIES:
-        return "model"
-    return None
-
-
 # -- answers -----------------------------------------------------------------------------
 
 
@@ -237,14 +226,11 @@ def answer_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
         _button("Fixed it", ACTION_FIXED, value, style="primary"),
         _button("Not it", ACTION_NOT_IT, value),
     ]
-    check = related_check(entry)
-    if check == "model" and not model:
-        check = None
+    check = related_check(entry.id, entry.http_status, model=model)
     if check:
-        label = {"key": "Run key check", "endpoint": "Run endpoint check", "model": f"Check model {model}"}[check]
-        buttons.append(
-            _button(label, ACTION_RUN_CHECK, json.dumps({"k": check, "m": model} if model else {"k": check}))
-        )
+        label = check.button.format(model=model) or f"Run {check.name} check"
+        wanted = {"k": check.name, "m": model} if model else {"k": check.name}
+        buttons.append(_button(label, ACTION_RUN_CHECK, json.dumps(wanted)))
     if others:
         buttons.append(_button(f"Other candidates ({len(others)})", ACTION_CANDIDATES, value))
     blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
@@ -322,11 +308,12 @@ def secret_warning(kinds: list[str]) -> SlackMessage:
     return SlackMessage(text, [_section(text)])
 
 
-def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str) -> list[dict]:
-    """The answer's blocks with the feedback buttons replaced by a thank-you line."""
+def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str, entry_id: str = "") -> list[dict]:
+    """The answer's blocks with the feedback buttons replaced by a thank-you line (and, once it fixed it, an
+    "Add to KB" button for `entry_id`)."""
     out: list[dict] = []
     for block in blocks:
-        if block.get("block_id") == FEEDBACK_ACK_BLOCK:
+        if block.get("block_id") in (FEEDBACK_ACK_BLOCK, ADD_TO_KB_BLOCK):
             continue
         if block.get("type") == "actions" and block.get("block_id") == ANSWER_ACTIONS_BLOCK:
             rest = [e for e in block.get("elements", []) if e.get("action_id") not in VERDICTS]
@@ -339,12 +326,18 @@ def feedback_acknowledged(blocks: list[dict], *, user: str, verdict: str) -> lis
     else:
         note = f":memo: <@{user}> says this was not it. Noted; try the other candidates or `/gemini-check`."
     out.append({"type": "context", "block_id": FEEDBACK_ACK_BLOCK, "elements": [{"type": "mrkdwn", "text": note}]})
+    if verdict == "fixed" and entry_id:
+        out.append(add_to_kb_block(entry_id))
     return fit(out)
 
 
-# -- checks ------------------------------------------------------------------------------
+def add_to_kb_block(entry_id: str) -> dict:
+    """Offered once someone says an answer fixed it: propose the thread's error as a signature of `entry_id`."""
+    value = json.dumps({"e": entry_id})
+    return {"type": "actions", "block_id": ADD_TO_KB_BLOCK, "elements": [_button("Add to KB", ACTION_ADD_TO_KB, value)]}
 
-CHECK_TITLES = {"key": "API key", "endpoint": "Endpoint", "model": "Model"}
+
+# -- checks ------------------------------------------------------------------------------
 
 
 def _result_text(r: CheckResult) -> str:
@@ -362,7 +355,7 @@ def _result_text(r: CheckResult) -> str:
 
 def check_report_message(report: CheckReport, kinds: list[str], *, requested_by: str | None = None) -> SlackMessage:
     """The result of /gemini-check: one section per check, each failure explained by its entry."""
-    what = ", ".join(CHECK_TITLES.get(k, k) for k in kinds) or "Checks"
+    what = ", ".join(CHECKS[k].title if k in CHECKS else k for k in kinds) or "Checks"
     failed = [r for r in report.results if not r.ok]
     verdict = "all passed" if report.ok else f"{len(failed)} of {len(report.results)} failed"
     blocks = [_header(f"{what} check: {verdict}")]
@@ -407,8 +400,9 @@ def quick_reference_message(kb: KnowledgeBase) -> SlackMessage:
     return SlackMessage("Gemini API errors: quick reference", fit(body))
 
 
-def home_view(kb: KnowledgeBase, summary: StateSummary) -> dict:
-    """The App Home tab: activity of the last days, then the quick reference grouped by status."""
+def home_view(kb: KnowledgeBase, summary: StateSummary, *, curation: list[dict] | None = None) -> dict:
+    """The App Home tab: activity of the last days, then (for a maintainer) the `curation` queue, then the quick
+    reference grouped by status."""
     blocks: list[dict] = [_header("Gemini API errors: quick reference")]
     names = {eid: e.title for eid, e in kb.entries.items()}
     activity = [
@@ -428,6 +422,7 @@ def home_view(kb: KnowledgeBase, summary: StateSummary) -> dict:
         )
     )
     blocks.append({"type": "divider"})
+    blocks += curation or []
     blocks += quick_reference_blocks(kb)
     blocks.append(_context(f"Knowledge base {escape(kb.version())} · {len(kb.entries)} entries"))
     return {"type": "home", "blocks": fit(blocks, MAX_HOME_BLOCKS)}
@@ -440,6 +435,27 @@ def scrub(message: SlackMessage, secret: str | None) -> SlackMessage:
     """The message with every occurrence of `secret` replaced by its mask (defence in depth)."""
     if not secret:
         return message
-    masked = mask(secret)
-    blocks = json.loads(json.dumps(message.blocks).replace(json.dumps(secret)[1:-1], masked))
-    return SlackMessage(message.text.replace(secret, masked), blocks)
+    blocks = json.loads(scrub_text(json.dumps(message.blocks), (json.dumps(secret)[1:-1],), redact_rest=False))
+    return SlackMessage(scrub_text(message.text, (secret,), redact_rest=False), blocks)
+
+
+def reply_message(reply: Reply, kb: KnowledgeBase, *, requested_by: str | None = None) -> SlackMessage:
+    """A command's reply as a Slack message."""
+    if reply.kind == "help":
+        return notice_message(HELP, fallback=HELP_TEXT)
+    if reply.kind == "list":
+        return quick_reference_message(kb)
+    if reply.kind == "entry" and reply.entry is not None:
+        return entry_message(reply.entry)
+    if reply.kind == "answer" and reply.result is not None:
+        message = answer_message(reply.result, kb)
+        if reply.result.secrets_found:
+            warning = secret_warning(reply.result.secret_kinds)
+            message = SlackMessage(message.text, warning.blocks + message.blocks)
+        return message
+    outcome = reply.report_outcome
+    if reply.kind == "report" and outcome is not None and outcome.report is not None:
+        message = check_report_message(outcome.report, list(reply.kinds), requested_by=requested_by)
+    else:
+        message = notice_message(reply.text)
+    return scrub(message, reply.key)

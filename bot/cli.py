@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import ask, curation_cli, serve
+from bot.checks import command as check_command
+from bot.cli_errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, open_from_args
+from bot.cli_errors import print_json as _print_json
+from bot.state_migrations import StateError
 from ingest.article_text import ARTICLE_SUFFIXES
-from ingest.build import build, load_inputs, plan_articles, source_files
-from ingest.guides import GuideError
-from kb.settings import GUIDES_DIR, Settings, load_settings
-from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, open_kb, recorded_inputs
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad usage: printed to stderr, exit status 2."""
-
-
-def _print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
-def open_from_args(args: argparse.Namespace) -> KnowledgeBase:
-    """The knowledge base named by --db / GEMINI_KB_DB, built when missing or stale."""
-    return open_kb(args.settings.kb_path)
-
+from ingest.inputs import GuideError, source_files
+from kb.settings import GUIDES_DIR, ConfigError, Settings, approved_file, load_settings
+from kb.store import PROJECT_ROOT, KnowledgeBaseError, recorded_inputs
 
 # -- ingest -------------------------------------------------------------------------------
 
@@ -43,11 +31,12 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
         if path.is_file() and path.suffix.lower() not in ARTICLE_SUFFIXES:
             raise UsageError(f"{path}: not a guide or article (expected {', '.join(ARTICLE_SUFFIXES)})")
     forget = {Path(p).expanduser().resolve() for p in args.forget}
+    approved = approved_file(args.settings)
     inputs: dict[Path, Path] = {}
-    for path in [GUIDES_DIR, *recorded_inputs(args.settings.kb_path), *named]:
+    for path in [GUIDES_DIR, *recorded_inputs(args.settings.kb_path), *named, approved]:
         key = path.resolve()
-        if key in forget or key in inputs:
-            continue
+        if key in forget or key in inputs or (key == approved.resolve() and not path.exists()):
+            continue  # no approved proposals (any more): nothing to say
         if not path.exists():
             print(f"gemini-kb: {path} was ingested before but is gone; leaving it out", file=sys.stderr)
             continue
@@ -56,6 +45,8 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.build import build, load_inputs
+
     inputs, named = _ingest_inputs(args)
     if args.check:
         try:
@@ -72,6 +63,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return EXIT_FAIL if problems else EXIT_OK
     if args.dry_run:
         return _dry_run(inputs, named, as_json=args.json)
+    if _refresh_approved(args.settings):  # the approved proposals, as the state store has them now
+        inputs, named = _ingest_inputs(args)
     try:
         report = build(inputs, args.settings.kb_path, root=PROJECT_ROOT)
     except GuideError as exc:
@@ -85,6 +78,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for warning in report.warnings:
             print(f"gemini-kb: {warning}", file=sys.stderr)
         articles = f", {report.articles} articles" if report.articles else ""
+        articles += f", {report.approved} approved proposals" if report.approved else ""
         print(
             f"built {report.path}: {report.entries} entries, {report.signatures} signatures, "
             f"{report.sources} sources{articles}, {report.models} model records in {report.seconds:.2f}s"
@@ -94,16 +88,42 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
+def _refresh_approved(settings: Settings) -> bool:
+    """Export the approved signature proposals from the state store (when there is one) to the file the build
+    reads; False when there is no store to read (the file, if any, is used as it is)."""
+    from bot.curation import open_curation
+
+    if not settings.state_url and not settings.state_path.exists():
+        return False
+    try:
+        curation = open_curation(settings)
+    except StateError as exc:
+        print(f"gemini-kb: approved proposals not refreshed: {exc}", file=sys.stderr)
+        return False
+    state = curation.state
+    try:
+        curation.export_approved(approved_file(settings))
+    except state.errors as exc:  # type: ignore[union-attr]
+        print(f"gemini-kb: approved proposals not refreshed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return False
+    finally:
+        state.close()  # type: ignore[union-attr]
+    return True
+
+
 def _dry_run(inputs: list[Path], named: list[Path], *, as_json: bool) -> int:
     """What the named articles (or all recorded ones) would add, without writing anything."""
     from bot.render_text import article_plan_text
+    from ingest.build import load_inputs, plan_articles
 
     guides, articles, _files = load_inputs(inputs, root=PROJECT_ROOT)
     if named:
         wanted = {f.resolve() for f in source_files(named)}
         articles = [a for a in articles if a.resolve() in wanted]
     if not articles:
-        raise UsageError("--dry-run needs an article (.html, .htm, .txt, or a .md without a guide's front matter)")
+        raise UsageError(
+            "--dry-run needs an article (.html, .htm, .txt, .ipynb, .pdf, or a .md without a guide's front matter)"
+        )
     planned = plan_articles(guides, articles, root=PROJECT_ROOT)
     if as_json:
         _print_json({"articles": [p.as_dict() for p in planned.plans], "warnings": planned.warnings})
@@ -156,6 +176,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """The model lifecycle table as stored in the knowledge base."""
+    kb = open_from_args(args)
+    rows = [m.as_dict() for m in kb.models.values()]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    table = [(m.name, m.status, m.date or "-", m.replacement or "-", m.entry_id) for m in kb.models.values()]
+    head = ("MODEL", "STATUS", "DATE", "REPLACEMENT", "ENTRY")
+    widths = [max(len(r[i]) for r in [head, *table]) for i in range(4)]
+    for row in [head, *table]:
+        print("  ".join(f"{v:<{widths[i]}}" for i, v in enumerate(row[:4])) + "  " + row[4])
+    return EXIT_OK
+
+
 # -- wiring -------------------------------------------------------------------------------
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -193,12 +228,14 @@ def _register_core(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--json", action="store_true", help="print the entry as JSON")
     p.set_defaults(func=cmd_show)
 
+    p = sub.add_parser("models", help="the model lifecycle table: retired, deprecated and active models")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_models)
+
 
 def _registrars() -> list[Register]:
     """Subcommand groups; each module owns its parser and handler."""
-    from bot import commands
-
-    return [_register_core, *commands.REGISTRARS]
+    return [_register_core, ask.register, check_command.register, serve.register, curation_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,16 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    settings: Settings = load_settings()
+    try:
+        settings: Settings = load_settings(dict(os.environ))  # the one place the environment is read
+    except ConfigError as exc:
+        print(f"gemini-kb: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.db:
-        settings = Settings(kb_path=Path(args.db).expanduser(), state_path=settings.state_path)
+        settings = dataclasses.replace(settings, kb_path=Path(args.db).expanduser())
     args.settings = settings
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KnowledgeBaseError, GuideError) as exc:
+    except (KnowledgeBaseError, GuideError, StateError) as exc:
         print(f"gemini-kb: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -9,13 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-from bot.checks.render import report_text
-from bot.render_text import answer_text, entry_text, quick_reference
-from bot.slash import COMMAND, HELP_TEXT, Checker, lookup, parse_command
-from bot.state import StateDB
-from kb.matcher import match
-from kb.redact import mask
-from kb.store import KnowledgeBase
+from bot.chat_command import COMMAND
+from bot.render_text import answer_text, reply_text
+from bot.service import AnswerService, Context
 
 MAX_PASTE_CHARS = 200_000  # a runaway paste is cut (the matcher keeps head and tail anyway)
 BANNER = (
@@ -46,40 +42,24 @@ def pastes(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
         yield "paste", "\n".join(buffer)
 
 
-def answer_paste(text: str, kb: KnowledgeBase, state: StateDB | None) -> str:
+CONSOLE = Context("console")
+
+
+def answer_paste(text: str, service: AnswerService) -> str:
     """The same answer the bot posts, as text; the paste is recorded like a DM."""
-    result = match(text, kb)
-    if state is not None:
-        state.record_match(result, text=text, source="console", channel=None)
-    return answer_text(result, kb)
+    answer = service.answer(text, CONSOLE)
+    assert answer.result is not None or answer.action != "answer"
+    return answer_text(answer.result, service.kb) if answer.result is not None else ""
 
 
-def run_command(line: str, kb: KnowledgeBase, state: StateDB | None, checker: Checker) -> str:
+def run_command(line: str, service: AnswerService) -> str:
     """`/gemini-check ...` as in Slack, answered as text."""
-    cmd = parse_command(line[len(COMMAND) :])
-    if cmd.action == "help":
-        return HELP_TEXT + "\n"
-    if cmd.action == "usage":
-        return cmd.error.replace("`", "") + "\n"
-    if cmd.action == "list":
-        return quick_reference(list(kb.entries.values())) + "\n"
-    if cmd.action == "lookup":
-        found = lookup(cmd.text, kb, state, source="console")
-        return entry_text(found.entry) if found.entry else answer_text(found.result, kb)
-    allowed, why = checker.allow("console")
-    if not allowed:
-        return why + "\n"
-    outcome = checker.run(cmd, user=None, source="console")
-    if outcome.report is None:
-        return outcome.notice + "\n"
-    text = report_text(outcome.report)
-    return text.replace(cmd.key, mask(cmd.key)) if cmd.key else text
+    reply = service.run_command(line[len(COMMAND) :], None, CONSOLE)
+    return reply_text(reply, service.kb)
 
 
 def run_console(
-    kb: KnowledgeBase,
-    state: StateDB | None,
-    checker: Checker,
+    service: AnswerService,
     *,
     stdin: TextIO,
     stdout: TextIO,
@@ -94,7 +74,7 @@ def run_console(
         if not first:
             stdout.write("\n")
         first = False
-        out = run_command(text, kb, state, checker) if kind == "command" else answer_paste(text, kb, state)
+        out = run_command(text, service) if kind == "command" else answer_paste(text, service)
         stdout.write(out)
         if interactive:
             stdout.write("\n" + PROMPT)

@@ -31,9 +31,8 @@ from urllib.error import HTTPError, URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.policy import Incoming, Trigger
-from bot.state import StateDB
-from bot.state_contract import PendingJob
+from bot.slack_events import Incoming, Trigger
+from bot.state_contract import PendingJob, StateStore
 from kb.redact import redact
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class _Flight:
 class DurableWork:
     """Pending jobs of one process: admit, run, post once, sweep, drain."""
 
-    def __init__(self, state: StateDB, *, owner: str | None = None, lease_s: float | None = None):
+    def __init__(self, state: StateStore, *, owner: str | None = None, lease_s: float | None = None):
         self.state = state
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_s = LEASE_S if lease_s is None else lease_s

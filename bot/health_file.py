@@ -33,9 +33,9 @@ class HealthFile:
         self._thread = threading.Thread(target=self._run, name="health-file", daemon=True)
 
     @classmethod
-    def from_env(cls, probe: Callable[[], dict[str, object]]) -> HealthFile | None:
-        value = (os.environ.get(ENV) or "").strip()
-        return cls(Path(value), probe).start() if value else None
+    def maybe(cls, path: Path | None, probe: Callable[[], dict[str, object]]) -> HealthFile | None:
+        """Started when a path is configured (GEMINI_KB_HEALTH_FILE), else None."""
+        return cls(path, probe).start() if path is not None else None
 
     def start(self) -> HealthFile:
         self.write()
@@ -88,11 +88,17 @@ def check(path: Path, *, now: float | None = None, timeout: float = 4.0) -> tupl
 
 
 def main() -> int:
-    value = (os.environ.get(ENV) or "").strip()
-    if not value:
+    from kb.settings import ConfigError, load_settings
+
+    try:
+        path = load_settings().health_file
+    except ConfigError as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    if path is None:
         print(f"{ENV} is not set", file=sys.stderr)
         return 1
-    ok, why = check(Path(value))
+    ok, why = check(path)
     print(why, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

@@ -2,21 +2,62 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import TYPE_CHECKING
 
 from kb.matcher import MatchResult
-from kb.store import Entry, KnowledgeBase
+from kb.redact import scrub
+from kb.schema import Entry
+from kb.store import KnowledgeBase
 
 if TYPE_CHECKING:
+    from bot.service import Reply
     from ingest.attach import ArticlePlan
 
 
-def _wrap(text: str, indent: str = "  ", width: int = 100) -> str:
+WIDTH = 100
+# Guide Markdown in plain text: **bold** loses its stars, [label](url) reads "label (url)".
+_PLAIN_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\*\*([^*\n]{1,200})\*\*"), r"\1"),
+    (re.compile(r"\[([^\]\n]{1,200})\]\((https?://[^)\s]{1,1000})\)"), r"\1 (\2)"),
+)
+
+
+def plain(text: str) -> str:
+    """Guide Markdown as terminal text."""
+    for pattern, repl in _PLAIN_RULES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _fill(line: str, width: int, first: str, rest: str) -> str:
+    """One line wrapped at spaces only: ids such as gemini-2.5-flash and URLs are never cut."""
+    return textwrap.fill(
+        line, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False, break_long_words=False
+    )
+
+
+def _wrap(text: str, indent: str = "  ", width: int = WIDTH) -> str:
     out = []
-    for para in text.splitlines() or [""]:
-        out.append(textwrap.fill(para, width, initial_indent=indent, subsequent_indent=indent) if para.strip() else "")
+    for para in plain(text).splitlines() or [""]:
+        out.append(_fill(para.strip(), width, indent, indent) if para.strip() else "")
     return "\n".join(out)
+
+
+def _item(marker: str, item: str, indent: str, width: int | None) -> list[str]:
+    """A list item: its first line after `marker`, its own sub-lines (sub-bullets, code) kept, each wrapped."""
+    first, *rest = item.splitlines() or [""]
+    hang = indent + " " * len(marker)
+    if width is None:
+        return [f"{indent}{marker}{first}", *[f"{hang}{r}" for r in rest]]
+    lines = [_fill(plain(first), width, indent + marker, hang)]
+    for sub in rest:
+        body = sub.strip()
+        mark = re.match(r"^(?:[-*]|\d+[.)])\s+", body)
+        pad = hang + " " * (len(sub) - len(sub.lstrip()) if not mark else 2)
+        lines.append(_fill(plain(body), width, pad, pad + " " * (mark.end() if mark else 0)) if body else "")
+    return lines
 
 
 def status_label(entry: Entry) -> str:
@@ -34,17 +75,19 @@ def quick_reference(entries: list[Entry]) -> str:
     return "\n".join(lines)
 
 
-def numbered(items: list[str], indent: str = "  ") -> str:
-    lines = []
+def numbered(items: list[str], indent: str = "  ", *, width: int | None = None) -> str:
+    """`1. item` lines; with `width`, wrapped as terminal text."""
+    lines: list[str] = []
     for i, item in enumerate(items, start=1):
-        first, *rest = item.splitlines() or [""]
-        lines.append(f"{indent}{i}. {first}")
-        lines += [f"{indent}   {r}" for r in rest]
+        lines += _item(f"{i}. ", item, indent, width)
     return "\n".join(lines)
 
 
-def bullets(items: list[str], indent: str = "  ") -> str:
-    return "\n".join(f"{indent}- {item}" for item in items)
+def bullets(items: list[str], indent: str = "  ", *, width: int | None = None) -> str:
+    lines: list[str] = []
+    for item in items:
+        lines += _item("- ", item, indent, width)
+    return "\n".join(lines)
 
 
 def entry_text(entry: Entry, *, full: bool = True) -> str:
@@ -52,12 +95,12 @@ def entry_text(entry: Entry, *, full: bool = True) -> str:
     mark = "" if entry.reviewed else "  [unreviewed]"
     out = [f"{entry.title}  ({entry.id}, {status_label(entry)}){mark}", "", _wrap(entry.summary), ""]
     if entry.causes:
-        out += ["Likely causes:", bullets(entry.causes), ""]
+        out += ["Likely causes:", bullets(entry.causes, width=WIDTH), ""]
     if entry.fix:
-        out += ["Fix:", numbered(entry.fix), ""]
+        out += ["Fix:", numbered(entry.fix, width=WIDTH), ""]
     if full:
         if entry.diagnosis:
-            out += ["How to confirm:", bullets(entry.diagnosis), ""]
+            out += ["How to confirm:", bullets(entry.diagnosis, width=WIDTH), ""]
         if entry.example:
             out += [f"Example ({entry.example_lang or 'code'}):", textwrap.indent(entry.example, "    "), ""]
         if entry.notes:
@@ -138,6 +181,10 @@ def article_plan_text(plan: ArticlePlan) -> str:
         else:
             target = f"left out: {p.why}"
         out += [f"  [{p.unit.kind}] {p.unit.label}", f"      -> {target}" + (f"; {counts}" if p.entry_id else "")]
+    if plan.conflicts:
+        out.append("  Conflicts with the curated guides (not attached as advice):")
+        for c in plan.conflicts:
+            out += [f"    ! {c.entry_id} [{c.rule}] {c.section}: {c.claim[:100]}", f"      guide: {c.guide[:160]}"]
     if plan.signatures:
         out.append("  Error messages:")
         mark = {"new": "+ new signature of", "known": "= already a signature of", "unrecognised": "? left out,"}
@@ -145,3 +192,22 @@ def article_plan_text(plan: ArticlePlan) -> str:
             where = s.entry_id if s.outcome != "unrecognised" else s.why
             out.append(f"    {mark[s.outcome]} {where}: {s.text[:100]}")
     return "\n".join(out) + "\n"
+
+
+def reply_text(reply: Reply, kb: KnowledgeBase) -> str:
+    """A command's reply as text (the console)."""
+    from bot.chat_command import HELP_TEXT
+    from bot.checks.render import report_text
+
+    if reply.kind == "help":
+        return HELP_TEXT + "\n"
+    if reply.kind == "list":
+        return quick_reference(list(kb.entries.values())) + "\n"
+    if reply.kind == "entry" and reply.entry is not None:
+        return entry_text(reply.entry)
+    if reply.kind == "answer" and reply.result is not None:
+        return answer_text(reply.result, kb)
+    outcome = reply.report_outcome
+    if reply.kind == "report" and outcome is not None and outcome.report is not None:
+        return scrub(report_text(outcome.report), (reply.key,), redact_rest=False)
+    return reply.text.replace("`", "") + "\n"

@@ -1,4 +1,8 @@
-"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console) and `gemini-kb stats`."""
+"""`gemini-kb serve` (Socket Mode, HTTP behind waitress, or the local console), and the commands that open
+the state store for operators: `gemini-kb stats` and `gemini-kb state migrate|export`.
+
+The store is chosen once from the settings (`bot.state.open_state`): GEMINI_KB_STATE_URL (PostgreSQL,
+shared by replicas) when set, else the SQLite file GEMINI_KB_STATE_DB."""
 
 from __future__ import annotations
 
@@ -14,10 +18,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+from bot.cli_errors import UsageError, open_from_args
 from bot.http_server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS, HttpServer, WSGIApp
-from bot.state import StateDB, StateSummary, open_state
+from kb.schema import connect_ro
+
+if TYPE_CHECKING:
+    from bot.state import StateSummary
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,7 @@ __all__ = ["HttpServer", "make_wsgi"]
 def health(kb_path: Path, *, entries: int) -> tuple[bool, dict[str, object]]:
     """Whether the knowledge base is loaded and its file still readable."""
     try:
-        conn = sqlite3.connect(f"file:{kb_path}?mode=ro", uri=True)
+        conn = connect_ro(kb_path)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         finally:
@@ -86,7 +95,7 @@ def make_wsgi(bot) -> WSGIApp:
     def application(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             ok, data = health(bot.kb.path, entries=len(bot.kb.entries))
-            data["state_persistent"] = bot.state.persistent
+            data.update(bot.state.health())  # a degraded state store keeps the replica in service (200)
             body = json.dumps(data).encode()
             start_response(
                 "200 OK" if ok else "503 Service Unavailable",
@@ -125,14 +134,10 @@ def make_wsgi(bot) -> WSGIApp:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.app import ConfigError, load_bot_settings
-    from bot.cli import UsageError, open_from_args
     from bot.logs import configure_logging
+    from bot.state import open_state
 
-    try:
-        config = load_bot_settings()
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    config = args.settings.bot
     if args.no_console and not config.bot_token and not args.http:
         raise UsageError(
             "no SLACK_BOT_TOKEN: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), or SLACK_BOT_TOKEN and "
@@ -141,7 +146,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     use_console = args.console or (not config.bot_token and not args.http)
     # The console's standard output is the answer; only warnings go to stderr unless asked.
     try:  # LOG_LEVEL, LOG_FORMAT (text or json); every record is redacted (bot/logs.py)
-        configure_logging(default_level="WARNING" if use_console else "INFO")
+        configure_logging(
+            level=args.settings.log_level,
+            fmt=args.settings.log_format,
+            default_level="WARNING" if use_console else "INFO",
+            env={},
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.http and not config.bot_token:
@@ -157,18 +167,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _check_token_shapes(config, socket_mode=not args.http)
     port = _port(args) if args.http else 0
     kb = open_from_args(args)
-    state = open_state(args.settings.state_path)
+    state = open_state(args.settings)
     if use_console:
         return _console(kb, state, config)
     if args.http:
         return _serve_http(kb, state, config, args, port)
-    return _serve_socket(kb, state, config)
+    return _serve_socket(kb, state, config, args)
 
 
 def _check_token_shapes(config, *, socket_mode: bool) -> None:
     """Catch swapped or mistyped tokens before Slack is asked (no token value is ever printed)."""
-    from bot.cli import UsageError
-
     if (config.bot_token or "").startswith("xapp-"):
         raise UsageError("SLACK_BOT_TOKEN holds an app-level token (xapp-...): swapped with SLACK_APP_TOKEN?")
     if socket_mode and not (config.app_token or "").startswith("xapp-"):
@@ -177,15 +185,10 @@ def _check_token_shapes(config, *, socket_mode: bool) -> None:
 
 
 def _port(args: argparse.Namespace) -> int:
-    from bot.cli import UsageError
-
-    raw = args.port if args.port is not None else (os.environ.get("PORT") or "").strip() or DEFAULT_PORT
-    source = "--port" if args.port is not None else "PORT"
-    try:
-        port = int(raw)
-    except ValueError:
-        raise UsageError(f"{source}={raw!r}: expected a port number from 1 to 65535") from None
+    """--port, else PORT (read by the settings), else 3000; a port out of range is a usage error."""
+    port = args.port if args.port is not None else (args.settings.port or DEFAULT_PORT)
     if not 1 <= port <= 65535:
+        source = "--port" if args.port is not None else "PORT"
         raise UsageError(f"{source} {port} is out of range: expected 1 to 65535")
     return port
 
@@ -197,8 +200,6 @@ def _build(kb, state, config):
     from slack_sdk.errors import SlackApiError
 
     from bot.app import build_app
-    from bot.cli import UsageError
-
     try:
         return build_app(config, kb, state)
     except (BoltError, SlackApiError) as exc:
@@ -234,18 +235,19 @@ def _shutdown(bot, health) -> int:
 
 
 def _serve_http(kb, state, config, args: argparse.Namespace, port: int) -> int:
-    from bot.cli import UsageError
     from bot.health_file import HealthFile
 
     bot = _build(kb, state, config)
+    host = args.host or args.settings.host or DEFAULT_HOST
     try:
-        server = HttpServer(make_wsgi(bot), host=args.host, port=port, threads=args.threads)
+        server = HttpServer(make_wsgi(bot), host=host, port=port, threads=args.threads)
     except OSError as exc:
         bot.close(drain_s=0)
-        raise UsageError(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     _exit_on_sigterm()
-    health = HealthFile.from_env(
-        lambda: {"ok": len(bot.kb.entries) > 0, "mode": "http", "url": f"{server.url}{HEALTH_PATH}"}
+    health = HealthFile.maybe(
+        args.settings.health_file,
+        lambda: {"ok": len(bot.kb.entries) > 0, "mode": "http", "url": f"{server.url}{HEALTH_PATH}"},
     )
     print(f"gemini-kb: serving Slack events at {server.url}{EVENTS_PATH} ({len(kb.entries)} entries)", flush=True)
     try:
@@ -256,8 +258,7 @@ def _serve_http(kb, state, config, args: argparse.Namespace, port: int) -> int:
     return code
 
 
-def _serve_socket(kb, state, config) -> int:
-    from bot.cli import UsageError
+def _serve_socket(kb, state, config, args: argparse.Namespace) -> int:
     from bot.health_file import HealthFile
     from bot.socket_mode import SocketMode, SocketModeError
 
@@ -270,12 +271,13 @@ def _serve_socket(kb, state, config) -> int:
     except SocketModeError as exc:
         bot.close(drain_s=0)
         raise UsageError(str(exc)) from None
-    health = HealthFile.from_env(
+    health = HealthFile.maybe(
+        args.settings.health_file,
         lambda: {
             "ok": socket_mode.connected() and health_ok(bot),
             "mode": "socket",
             "connected": socket_mode.connected(),
-        }
+        },
     )
     try:
         while True:
@@ -293,14 +295,23 @@ def health_ok(bot) -> bool:
 
 
 def _console(kb, state, config) -> int:
+    from bot.checker import Checker
     from bot.console import run_console
-    from bot.slash import Checker
+    from bot.service import AnswerService
 
-    checker = Checker(kb, state, timeout=config.check_timeout, per_user_per_minute=0, team_key=config.team_key)
+    checker = Checker(
+        kb,
+        timeout=config.check_timeout,
+        per_user_per_minute=0,
+        team_key=config.team_key,
+        base_url=config.base_url,
+        allow_private=config.allow_private,
+    )
+    service = AnswerService(kb, state, checker, mode=config.channel_mode)
     try:
-        return run_console(kb, state, checker, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
     finally:
-        checker.close()
+        service.close()
 
 
 # -- stats ------------------------------------------------------------------------------
@@ -333,14 +344,17 @@ def stats_text(s: StateSummary) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    path: Path = args.settings.state_path
-    if not path.exists():
+    from bot.state import open_state  # sqlite-utils / psycopg: only the commands that open the state pay for it
+
+    settings = args.settings
+    path: Path = settings.state_path
+    if not settings.state_url and not path.exists():
         if args.json:
             print(json.dumps({"path": str(path), "exists": False}))
         else:
             print(f"No state database yet at {path}: the bot records to it once it runs.")
         return 0
-    state = StateDB(path)
+    state = open_state(settings)
     try:
         summary = state.summary(days=args.days, recent=args.recent)
     finally:
@@ -350,6 +364,65 @@ def cmd_stats(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(stats_text(summary))
     return 0
+
+
+# -- state migrate / export -------------------------------------------------------------
+
+
+def cmd_state_migrate(args: argparse.Namespace) -> int:
+    from bot.state import open_state
+
+    state = open_state(args.settings, strict=True)
+    try:
+        report = state.migration
+        assert report is not None  # every back end migrates on open
+        where = state.describe()
+    finally:
+        state.close()
+    if args.json:
+        print(json.dumps({"store": where, **report.__dict__}))
+    elif report.applied:
+        applied = ", ".join(map(str, report.applied))
+        print(f"{where}: schema version {report.before} -> {report.after} (applied {applied})")
+    else:
+        print(f"{where}: already at schema version {report.after}")
+    return 0
+
+
+def cmd_state_export(args: argparse.Namespace) -> int:
+    from bot.state import StateError, open_state
+    from bot.state_base import EXPORT_KINDS
+
+    kinds = tuple(args.kind or EXPORT_KINDS)
+    state = open_state(args.settings, create=False, strict=True)
+    try:
+        for row in state.export(kinds, days=args.days):
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except state.errors as exc:
+        raise StateError(f"export from {state.describe()} failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        state.close()
+    return 0
+
+
+def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bot.state_base import EXPORT_KINDS
+
+    p = sub.add_parser(
+        "state",
+        help="the run-time state store (SQLite file or PostgreSQL): migrate it, export what it recorded",
+        description="Works on GEMINI_KB_STATE_URL (postgresql://...) when set, else on the SQLite file "
+        "GEMINI_KB_STATE_DB. Everything stored is already redacted.",
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    m = verbs.add_parser("migrate", help="apply the schema migrations this version needs (start-up does it too)")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_state_migrate)
+    e = verbs.add_parser("export", help="feedback, misses (pastes with no match) and checks as JSON lines")
+    e.add_argument("--jsonl", action="store_true", default=True, help="one JSON object per line (the only format)")
+    e.add_argument("--kind", action="append", choices=EXPORT_KINDS, help="only these kinds (repeatable)")
+    e.add_argument("--days", type=int, default=None, help="only the last N days (default: everything)")
+    e.set_defaults(func=cmd_state_export)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -364,7 +437,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=None, help=f"HTTP port (default $PORT or {DEFAULT_PORT})")
     p.add_argument(
         "--host",
-        default=os.environ.get("GEMINI_KB_HOST") or DEFAULT_HOST,
+        default=None,
         help=f"HTTP address to bind (default $GEMINI_KB_HOST or {DEFAULT_HOST}; the image sets 0.0.0.0)",
     )
     p.add_argument(
@@ -383,3 +456,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--days", type=int, default=7, help="how far back to count (default 7)")
     p.add_argument("--recent", type=int, default=10, help="how many unmatched pastes to list (default 10)")
     p.set_defaults(func=cmd_stats)
+
+    _register_state(sub)

@@ -1,4 +1,4 @@
-"""What every state back end (SQLite, PostgreSQL) offers the answer service, beyond today's `StateDB` methods.
+"""What every state back end (SQLite, PostgreSQL) offers the answer service, beyond the records and claims.
 
 Durable work: an event is written as pending before Slack gets its 200, marked posted (with the Slack `ts`)
 as soon as a reply is posted, and finished afterwards. A replica that starts, or notices stale work, takes
@@ -46,6 +46,12 @@ class StateStore(Protocol):
 
     def pending_count(self) -> int:
         """How many jobs are pending (for health and drain)."""
+
+    def renew(self, keys: list[str], *, at: float | None = None) -> None:
+        """Extend the lease of jobs this process is working on, to now or to the later time `at`."""
+
+    def release(self, keys: list[str]) -> None:
+        """Give up the lease of unfinished jobs (shutdown), so that the next process takes them at once."""
 
     def take_check_budget(self, user: str, *, per_user: int, overall: int, window_s: float) -> tuple[bool, float]:
         """Spend one check from the user's and the deployment's budget; (allowed, seconds until allowed)."""

@@ -8,6 +8,7 @@ the declared line rules below (list markers, code-looking lines, heading-looking
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Literal
 
 from ingest.boilerplate import BOILERPLATE_ATTR_RE, DROP_TAGS
 
-ARTICLE_SUFFIXES = (".html", ".htm", ".md", ".txt")
+ARTICLE_SUFFIXES = (".html", ".htm", ".md", ".txt", ".ipynb", ".pdf")
 MAX_ARTICLE_BYTES = 2_000_000  # a saved page is rarely over a few hundred KB; refuse floods
 
 BlockKind = Literal["heading", "text", "list", "code", "table"]
@@ -152,7 +153,11 @@ def html_document(html: str) -> Document:
     head_title = _squash(soup.title.get_text()) if soup.title else ""
     root = soup.find("article") or soup.find("main") or soup.body or soup
     blocks: list[Block] = []
-    _html_blocks(root, blocks)
+    try:
+        _html_blocks(root, blocks)
+    except RecursionError:
+        # Nesting deeper than Python's stack (hostile or broken markup): keep the text, lose the structure.
+        return text_document(root.get_text("\n"))
     h1 = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "")
     return Document(h1 or head_title, blocks)
 
@@ -337,7 +342,9 @@ def text_document(text: str) -> Document:
             and not looks_like_code(prev)
             and not looks_like_code(line)
         )
-        if continues:
+        if re.fullmatch(r"\s*[1-5]\d\d\s*", prev) and re.fullmatch(r"\s*`?[A-Z][A-Z_]{3,40}`?\s*", line):
+            lines[-1] = f"{prev.strip()} {line.strip()}"  # a table's code and status cells, one per line
+        elif continues:
             lines[-1] = prev + " " + line.strip()
         else:
             lines.append(line)
@@ -384,7 +391,15 @@ def text_document(text: str) -> Document:
                 i += 1
                 table.append(lines[i].strip())
             blocks.append(Block("table", rows=_table_rows(table)))
-        elif looks_like_heading(stripped) and _has_next(lines, i):
+        elif _bare_row(stripped) and i + 1 < len(lines) and _bare_row(lines[i + 1].strip()):
+            # A table whose borders were lost on copying: "400 | INVALID_ARGUMENT | ..." or "400 INVALID_ARGUMENT ..."
+            rows = [_bare_row(stripped)]
+            while i + 1 < len(lines) and _bare_row(lines[i + 1].strip()):
+                i += 1
+                rows.append(_bare_row(lines[i].strip()))
+            header = _bare_header(blocks, rows)
+            blocks.append(Block("table", rows=(header, *rows)))
+        elif looks_like_heading(stripped) and _has_next(lines, i) and not QA_LINE_RE.match(stripped):
             blocks.append(Block("heading", stripped, level=2))  # flattened text keeps no nesting to trust
         else:
             lead, run_on, ordered = _split_run_on(stripped)
@@ -409,6 +424,25 @@ def _table_rows(lines: list[str]) -> tuple[tuple[str, ...], ...]:
     return tuple(_table_cells(line) for line in lines if not TABLE_RULE_RE.match(line))
 
 
+PIPE_ROW_RE = re.compile(r"^[^|]+(?:\s\|\s[^|]*){2,}\|?$")
+STATUS_ROW_RE = re.compile(r"^`?([1-5]\d\d)`?\s+`?([A-Z][A-Z_]{3,40})`?\s+(\S.{2,})$")
+
+
+def _bare_row(line: str) -> tuple[str, ...] | None:
+    """The cells of a table row that lost its borders, or None when `line` is not one."""
+    if PIPE_ROW_RE.match(line):
+        return tuple(c.strip() for c in line.strip().strip("|").split("|"))
+    row = STATUS_ROW_RE.match(line)
+    return (row.group(1), row.group(2), row.group(3)) if row else None
+
+
+def _bare_header(blocks: list[Block], rows: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The header of a borderless table: its first row when that names no code, else a neutral one."""
+    if rows and not re.match(r"^`?\d", rows[0][0]):
+        return rows.pop(0)
+    return ("Code", "Status", "Description")
+
+
 def _has_next(lines: list[str], i: int) -> bool:
     return any(line.strip() for line in lines[i + 1 :])
 
@@ -424,14 +458,91 @@ def _text_title(blocks: list[Block]) -> str:
     return ""
 
 
+# -- notebooks and PDF -------------------------------------------------------------------
+
+
+def notebook_document(text: str) -> Document:
+    """Blocks of a Jupyter notebook: markdown cells as Markdown, code cells as code, error outputs as code."""
+    try:
+        nb = json.loads(text)
+        cells = nb.get("cells") if isinstance(nb, dict) else None
+    except ValueError as exc:
+        raise ValueError(f"not a notebook: {exc}") from None
+    if not isinstance(cells, list):
+        raise ValueError("not a notebook: no list of cells")
+    blocks: list[Block] = []
+    title = ""
+
+    def source(value: object) -> str:
+        return "".join(value) if isinstance(value, list) else str(value or "")
+
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        body = source(cell.get("source"))
+        if cell.get("cell_type") == "markdown":
+            doc = markdown_document(body)
+            title = title or doc.title
+            blocks += doc.blocks
+        elif cell.get("cell_type") == "code":
+            if body.strip():
+                blocks.append(Block("code", body.strip("\n"), lang="python"))
+            for out in cell.get("outputs") or []:
+                if isinstance(out, dict) and out.get("output_type") == "error":
+                    blocks.append(Block("code", f"{out.get('ename', '')}: {out.get('evalue', '')}"))
+    return Document(title, blocks)
+
+
+def pdf_document(data: bytes) -> Document:
+    """Blocks of a PDF: its text, with lines set larger than the body text taken as headings."""
+    import io
+    from collections import Counter
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        lines: list[tuple[str, float]] = []
+        for page in reader.pages[:200]:
+            parts: list[tuple[str, float]] = []
+
+            def visit(text: str, cm, tm, font, size: float, parts=parts) -> None:
+                scale = abs(tm[3]) if tm and tm[3] else 1.0
+                if text.strip():
+                    parts.append((text, float(size) * scale))
+
+            page.extract_text(visitor_text=visit)
+            for text, size in parts:
+                for line in text.splitlines():
+                    if line.strip():
+                        lines.append((line.strip(), size))
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a readable PDF: {exc}") from None
+    if not lines:
+        return Document("", [])
+    body = Counter(round(size) for _, size in lines).most_common(1)[0][0]
+    sizes = sorted({round(s) for _, s in lines if round(s) > body * 1.15}, reverse=True)
+    markdown = []
+    for text, size in lines:
+        level = sizes.index(round(size)) + 1 if round(size) in sizes else 0
+        markdown += ["", f"{'#' * min(level, 6)} {text}", ""] if level else [text]
+    return markdown_document("\n".join(markdown))
+
+
 def read_document(path: Path) -> Document:
     """The blocks of one article file, by its suffix; the file name stands in for a missing title."""
     size = path.stat().st_size
     if size > MAX_ARTICLE_BYTES:
         raise ValueError(f"{size} bytes is more than the {MAX_ARTICLE_BYTES} an article may have")
-    text = path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\x00", "")
+    data = path.read_bytes()
     suffix = path.suffix.lower()
-    if suffix in (".html", ".htm"):
+    text = "" if suffix == ".pdf" else data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\x00", "")
+    if suffix == ".pdf":
+        doc = pdf_document(data)
+    elif suffix == ".ipynb":
+        doc = notebook_document(text)
+    elif suffix in (".html", ".htm"):
         doc = html_document(text)
     elif suffix == ".md":
         doc = markdown_document(text)

@@ -14,9 +14,12 @@ from pathlib import Path
 
 from ingest.article_text import ARTICLE_SUFFIXES, Block, Document, read_document
 from ingest.boilerplate import ends_boilerplate, is_boilerplate_heading, is_boilerplate_label, is_boilerplate_text
+from ingest.topics import expand
+from kb.signals import STATUS_CODES
 
 ADVICE_KINDS = ("summary", "causes", "diagnosis", "fix", "code")
 MAX_ITEM_CHARS = 600
+MAX_UNITS = 400  # sections, rows and pairs read from one article; each is matched several times
 MAX_ITEMS = 12  # per kind and unit: an article's advice is a supplement, not a second guide
 
 # Lead-ins ("Root causes:", "How to fix:", "Enable the API:") say what the next list or code is.
@@ -45,8 +48,12 @@ ANSWER_PREFIX_RE = re.compile(r"^\**a(?:nswer)?\**\s*[:.]\**\s*", re.I)
 QA_PREFIX_RE = re.compile(r"^\**q(?:uestion)?\**\s*[:.]", re.I)
 # Headings that name a part of one problem ("Symptom", "Cause", "Fix"), not a problem of their own.
 ROLE_HEADING_RE = re.compile(
-    r"^(?:symptoms?|what you see|(?:root )?causes?|why(?: it happens)?|fix(?:es)?|the fix|how to fix(?: it)?|"
-    r"solutions?|resolution|workarounds?|diagnosis|how to confirm|steps|what to do)$",
+    r"^(?:symptoms?|what you see|(?:root )?causes?|why(?: (?:it|this) happens)?|fix(?:es)?|the fix|"
+    r"how to (?:fix|resolve|solve)(?: it| this(?: error)?)?|solutions?|resolution|workarounds?|diagnosis|"
+    r"how to confirm|steps|what to do|what (?:this|the) error means|what it means|meaning|"
+    r"(?:common|likely|possible|probable|typical) causes|root cause analysis|step[- ]by[- ]step(?: fix| guide)?|"
+    r"possible solutions|(?:code )?examples?|code samples?|(?:the )?error messages?|why this happens\b.*|"
+    r"(?:solution|option|check|step|fix) \d{1,2}\b.*)$",
     re.I,
 )
 FAQ_HEADING_RE = re.compile(r"\b(?:faq|frequently asked|questions|q ?& ?a)\b", re.I)
@@ -57,6 +64,13 @@ MESSAGES_LEAD_RE = re.compile(
     re.I,
 )
 STATUS_CELL_RE = re.compile(r"^`?([1-5]\d\d)\b")
+# A cell that names an error: an HTTP status, a status or reason in UPPER_CASE, an exception class.
+ERROR_CELL_RE = re.compile(
+    r"^`?(?:[1-5]\d\d\b|[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\w+(?:Error|Exception)\b|(?:" + "|".join(STATUS_CODES) + r")\b)"
+)
+SMALL_NUMBER_RE = re.compile(r"^`?\d{1,2}`?$")
+# "Error: `...`" or "**Issue:** ..." opens a bullet group that the Cause/Solution bullets under it explain.
+ERROR_LEAD_RE = re.compile(r"^(?:error|issue|problem|symptom|warning)\s*:\s*(.+)$", re.I)
 FIX_COLUMN_RE = re.compile(r"\b(?:fix|what to do|action|solution|next|remedy|how to)\b", re.I)
 CAUSE_COLUMN_RE = re.compile(r"\b(?:meaning|means|cause|why|description|what it is)\b", re.I)
 
@@ -95,6 +109,7 @@ class Unit:
     text: str  # what the matcher reads
     advice: Advice
     messages: list[str] = field(default_factory=list)  # quoted error messages (candidate signatures)
+    cells: tuple[str, ...] = ()  # a table row's cells (what identifies the error is in the first ones)
 
     @property
     def label(self) -> str:
@@ -160,11 +175,12 @@ def split_sections(doc: Document, dropped: list[str]) -> list[Section]:
                 dropped.append(block.text)
                 skipping = block.level
                 continue
-            if ROLE_HEADING_RE.match(block.text.strip(" :")):
+            role_text = re.sub(r"^[\W_]+", "", block.text).strip(" :")  # "✅ Solutions" is "Solutions"
+            if ROLE_HEADING_RE.match(role_text):
                 # "## Cause" continues the problem above it (or the one the title names).
                 if not sections[-1].heading:
                     sections[-1].heading = doc.title
-                sections[-1].blocks.append(Block("text", block.text.strip(" :") + ":"))
+                sections[-1].blocks.append(Block("text", role_text + ":"))
                 continue
             while stack and stack[-1][0] >= block.level:
                 stack.pop()
@@ -236,27 +252,93 @@ def _faq_units(section: Section) -> list[tuple[str, str]]:
     return pairs
 
 
+def _number_kind(header: tuple[str, ...], context: str = "") -> str | None:
+    """How to read a bare number in the first column: a finish reason or a gRPC code."""
+    head = " ".join(header).lower()
+    if "finish" in head or re.search(r"finish[ _]?reason", context, re.I):
+        return "finish_reason"
+    if "grpc" in head or (header and header[0].strip().lower() in ("code", "grpc code", "status code")):
+        return "grpc"
+    return None
+
+
 def _table_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
-    """A table of error codes: one unit per row, with its meaning and what to do."""
+    """A table of errors: one unit per row that names one (a status, a reason, an enum number)."""
     header, *rows = block.rows
-    if not rows or not any(STATUS_CELL_RE.match(r[0]) for r in rows if r):
+    kind = _number_kind(header, " ".join(parents))
+    if not rows:
         return []
     fix_cols = [i for i, h in enumerate(header) if FIX_COLUMN_RE.search(h)]
     cause_cols = [i for i, h in enumerate(header) if CAUSE_COLUMN_RE.search(h) and i not in fix_cols]
     units = []
     for row in rows:
-        if not row or not STATUS_CELL_RE.match(row[0]):
+        cells = [c.strip() for c in row]
+        named = [i for i, c in enumerate(cells) if ERROR_CELL_RE.match(c) or (kind and SMALL_NUMBER_RE.match(c))]
+        if not cells or not named or min(named) > 2:
             continue
         advice = Advice()
         for i in cause_cols:
-            if i < len(row):
-                advice.add("summary", row[i])
+            if i < len(cells) and not ERROR_CELL_RE.match(cells[i]):
+                advice.add("summary", cells[i])
         for i in fix_cols:
-            if i < len(row):
-                advice.add("fix", row[i])
-        heading = " ".join(c.strip("`") for c in row[: min(2, len(row))])
-        units.append(Unit("table-row", heading, parents, " ".join(row), advice))
+            if i < len(cells):
+                advice.add("fix", cells[i])
+        if not fix_cols and not cause_cols:
+            for c in cells[max(named) + 1 :]:
+                advice.add("summary", c)
+        ident = [cells[i].strip("`") for i in range(0, max(named) + 1)]
+        heading = " ".join(c for c in ident if c)
+        if len(heading) < 12 and len(cells) > max(named) + 1:
+            heading += " " + cells[max(named) + 1].strip("`")
+        text = " | ".join(cells)
+        messages = [m for c in cells for m in _backticked(c) if len(m) >= 14 and not m.isupper()]
+        heading, text = expand(heading, number_kind=kind), expand(text, number_kind=kind)
+        units.append(Unit("table-row", heading, parents, text, advice, messages, tuple(cells)))
     return units
+
+
+def _group_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
+    """Bullets "Error: X" each followed by "Cause: ..." / "Solution: ..." bullets: one unit per error."""
+    units: list[Unit] = []
+    current: Unit | None = None
+    role = "fix"
+    for raw in block.items:
+        item = raw.replace("**", "").strip()
+        lead = ERROR_LEAD_RE.match(item)
+        if lead:
+            error = lead.group(1).strip()
+            messages = [m for m in _backticked(error) if len(m) >= 6]
+            current = Unit("bullet-group", error.strip("`").strip(), parents, error, Advice(), messages)
+            units.append(current)
+            role = "fix"
+            continue
+        if current is None:
+            continue
+        label = LABEL_LEAD_RE.match(item) or re.match(r"^([A-Z][\w ]{1,30}):\s*$", item)
+        if label:
+            role = _role(label.group(1)) or ("causes" if re.match(r"issue", label.group(1), re.I) else role)
+            rest = label.group(2) if label.lastindex and label.lastindex >= 2 else ""
+            if rest:
+                current.advice.add(role, rest)
+        else:
+            current.advice.add(role, item)
+        current.text += "\n" + item
+    return units
+
+
+def _is_group(block: Block) -> bool:
+    return block.kind == "list" and any(ERROR_LEAD_RE.match(i.replace("**", "").strip()) for i in block.items)
+
+
+def _merge_groups(blocks: list[Block]) -> list[Block]:
+    """Join the lists that a blank line split out of one "Error: / Cause: / Solution:" group."""
+    out: list[Block] = []
+    for block in blocks:
+        if block.kind == "list" and out and _is_group(out[-1]):
+            out[-1] = Block("list", items=out[-1].items + block.items)
+        else:
+            out.append(block)
+    return out
 
 
 def section_units(section: Section) -> list[Unit]:
@@ -278,6 +360,7 @@ def section_units(section: Section) -> list[Unit]:
     messages: list[str] = []
     units: list[Unit] = []
     role: str | None = None
+    section.blocks = _merge_groups(section.blocks)
     listing_messages = bool(MESSAGES_HEADING_RE.search(section.heading))
     text_parts = [section.heading]
     for block in section.blocks:
@@ -301,6 +384,9 @@ def section_units(section: Section) -> list[Unit]:
             if listing_messages:
                 messages += _backticked(text)
             text_parts.append(text)
+        elif block.kind == "list" and sum(bool(ERROR_LEAD_RE.match(i.replace("**", "").strip())) for i in block.items):
+            units += _group_units(block, parents)
+            text_parts += [i for i in block.items if ERROR_LEAD_RE.match(i.replace("**", "").strip())]
         elif block.kind == "list":
             kind = role or ("fix" if block.ordered else _role(section.heading) or "fix")
             for item in block.items:
@@ -333,6 +419,9 @@ def parse_article(path: Path) -> Article:
     doc = read_document(path)
     dropped: list[str] = []
     units = [u for s in split_sections(doc, dropped) for u in section_units(s)]
+    if len(units) > MAX_UNITS:  # a page this long is a dump, not a guide: read its start, say so
+        dropped.append(f"{len(units) - MAX_UNITS} more sections not read (an article is read up to {MAX_UNITS})")
+        units = units[:MAX_UNITS]
     return Article(path, doc.title, hashlib.sha256(data).hexdigest(), units, dropped)
 
 

@@ -14,9 +14,11 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from ingest.articles import Article, Unit
+from ingest.articles import Advice, Article, Unit
+from ingest.conflicts import Conflict, check_items, heading_conflict, rules
 from ingest.guides import Guide, Signature
-from kb.matcher import MatchResult, match
+from ingest.topics import Topics, expand, out_of_scope, platform_missing, stem
+from kb.matcher import match
 from kb.signals import extract
 from kb.store import KnowledgeBase
 
@@ -25,23 +27,15 @@ ATTACH_MARGIN = 0.08  # over the runner-up, unless one family refines the other
 NAMING_BONUS = 0.6  # the heading names every distinctive word of the family's id
 NAMING_MIN = 0.66  # share of an id's distinctive words the heading must name
 SIGNATURE_SCORE = 0.6  # a quoted message must match its family at least this well
-GENERIC_ID_WORDS = frozenset({"error", "api", "or"})
+GENERIC_ID_WORDS = frozenset({"error", "api", "or", "not"})
 ERROR_TOKEN_RE = re.compile(
     r"\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\b\w+(?:Error|Exception|Exhausted|Unavailable|NotFound|Denied)\b|"
     r"\b[1-5]\d\d\b\s+[A-Z]"
 )
 
 
-def _stem(word: str) -> str:
-    word = word.lower()
-    for suffix in ("ions", "ion", "ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
-
-
 def _words(text: str) -> list[str]:
-    return [_stem(w) for w in re.findall(r"[A-Za-z]+", text)]
+    return [stem(w) for w in re.findall(r"[A-Za-z]+", text)]
 
 
 @dataclass(frozen=True)
@@ -90,6 +84,7 @@ class ArticlePlan:
     placements: list[Placement] = field(default_factory=list)
     signatures: list[SignaturePlan] = field(default_factory=list)
     new_entries: list[Guide] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
     @property
     def attached(self) -> list[Placement]:
@@ -104,13 +99,14 @@ class ArticlePlan:
             "sections": [p.as_dict() for p in self.placements],
             "signatures": [s.as_dict() for s in self.signatures],
             "new_entries": [g.id for g in self.new_entries],
+            "conflicts": [c.as_dict() for c in self.conflicts],
             "boilerplate_dropped": a.dropped,
         }
 
 
 def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
     """Share of the id's distinctive words the heading names, and where the first of them is."""
-    words = [_stem(w) for w in entry_id.split("-") if w not in GENERIC_ID_WORDS]
+    words = [stem(w) for w in entry_id.split("-") if w not in GENERIC_ID_WORDS]
     if not words:
         return 0.0, 0
     found = [heading_words.index(w) for w in words if w in heading_words]
@@ -118,57 +114,164 @@ def _naming(entry_id: str, heading_words: list[str]) -> tuple[float, int]:
     return share, sum(found) if found else 1_000
 
 
-def choose_family(unit: Unit, kb: KnowledgeBase) -> tuple[str | None, float, str]:
+TOPIC_WEIGHT = 0.7  # a heading whose distinctive words are all one family's scores 0.7
+BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families the heading allows
+CODE_ONLY_RE = re.compile(r"^[\W\d_]*(?:[A-Z][A-Z_]{2,40})?[\W\d_]*$")  # "400 FAILED_PRECONDITION": a row's codes
+QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
+REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
+UNKNOWN_HEADING = 0.2  # below this, no family knows the error a heading names
+PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
+EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
+
+
+def _scope_text(unit: Unit) -> str:
+    """What a unit is about, for the scope rules: heading, a row's cells, a group's causes."""
+    table = unit.parents[-1:]  # the heading over a table or a list says whose codes they are ("Our proxy's codes")
+    if unit.kind == "table-row":
+        return " ".join([*table, *(unit.cells or [unit.heading])])
+    if unit.kind == "bullet-group":
+        return " ".join([*table, unit.heading, *unit.advice.causes])
+    return unit.heading
+
+
+def _evidence(unit: Unit, kb: KnowledgeBase, *, quoted: bool = True) -> list[tuple[str, float, str]]:
+    """Families that the unit's machine output (code blocks, and quoted errors if `quoted`) names confidently."""
+    found: dict[str, tuple[float, str]] = {}
+    for text in [*unit.advice.code, *(unit.messages if quoted else [])][:8]:
+        if not ERROR_TOKEN_RE.search(text) and not re.search(r"\b(?:Error|Exception|error|timed out)\b", text):
+            continue
+        result = match(text, kb, limit=2, about_gemini=True)
+        top = result.top
+        if top and top.score >= EVIDENCE_SCORE and result.confident and top.score > found.get(top.id, (0.0, ""))[0]:
+            found[top.id] = (top.score, f"quoted error: {top.why}")
+    return sorted(((k, v[0], v[1]) for k, v in found.items()), key=lambda t: -t[1])
+
+
+@dataclass
+class _Candidates:
+    """Families a unit may be about, with the best score and reason seen for each."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    def offer(self, entry_id: str, score: float, reason: str) -> None:
+        if score > self.scores.get(entry_id, 0.0):
+            self.scores[entry_id], self.why[entry_id] = score, reason
+
+    @property
+    def best(self) -> float:
+        return max(self.scores.values(), default=0.0)
+
+
+def _from_heading(unit: Unit, heading: str, kb: KnowledgeBase, topics: Topics) -> tuple[_Candidates, dict[str, int]]:
+    """What the heading says: the matcher on it and on the errors it quotes, the families' vocabulary,
+    and the ids it names in words; with where in the heading each id's words come (for ties)."""
+    found = _Candidates()
+    for m in match(heading, kb, limit=6, about_gemini=True).matches:
+        found.offer(m.id, m.score, m.why)
+    for quoted in QUOTED_RE.findall(unit.heading)[:4]:  # an error quoted in a question is matched on its own
+        top = match(quoted, kb, limit=1, about_gemini=True).top
+        if top and top.score >= SIGNATURE_SCORE:
+            found.offer(top.id, top.score, f"quoted in the heading: {top.why}")
+    for t in topics.score(expand(unit.heading))[:6]:  # its own words, not a parent's
+        found.offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
+    heading_words = _words(unit.heading)  # named in the heading's own words (synonyms only feed the topics)
+    order: dict[str, int] = {}
+    for entry_id, entry in kb.entries.items():
+        share, order[entry_id] = _naming(entry_id, heading_words)
+        status_words = (entry.status or "").lower().split("_")
+        # (an id that is only the status name, "invalid-argument", is the matcher's to weigh)
+        if share >= NAMING_MIN and len(entry_id.split("-")) > 1 and entry_id.split("-") != status_words:
+            found.scores[entry_id] = found.scores.get(entry_id, 0.0) + NAMING_BONUS * share
+            earlier = found.why.get(entry_id)
+            found.why[entry_id] = f'heading names "{entry_id}"' + (f" + {earlier}" if earlier else "")
+    return found, order
+
+
+def _refined(best: str, unit: Unit, found: _Candidates, kb: KnowledgeBase, topics: Topics) -> str | None:
+    """A narrower family of `best` that the unit's own heading names by a word its kin lack ("Vertex AI")."""
+    own = {t.entry_id: t for t in topics.score(expand(unit.heading))[:6]}
+    for child, t in own.items():
+        if (
+            child in found.scores
+            and TOPIC_WEIGHT * t.score >= REFINES_SCORE
+            and kb.entries[child].specialises == best
+            and topics.distinctive(child, best) & set(t.words)
+            and t.score > (own[best].score if best in own else 0.0) + 0.1
+        ):
+            return child
+    return None
+
+
+def choose_family(
+    unit: Unit, kb: KnowledgeBase, topics: Topics | None = None, *, title: str = ""
+) -> tuple[str | None, float, str]:
     """The family a unit is about, its score and why; None when nothing is clear enough.
 
-    A section is about what its heading names: its text only counts once the heading names an
-    error (an introduction that mentions a 401 in passing is not about 401s). An FAQ answer counts.
+    A unit is about what its heading (a row's identifying cells, a group's error line) says, read by
+    the matcher and by the families' vocabulary; its text counts when the heading names an error or
+    comes close, and its quoted machine output decides when the heading says nothing.
     """
-    heading = subject(unit)
-    results: list[MatchResult] = [match(heading, kb, limit=6, about_gemini=True)]
-    if unit.kind == "faq" or names_an_error(heading):
-        results.append(match(f"{heading}\n{unit.text}", kb, limit=6, about_gemini=True))
-    scores: dict[str, float] = {}
-    why: dict[str, str] = {}
-    for result in results:
-        for m in result.matches:
-            if m.score > scores.get(m.id, 0.0):
-                scores[m.id], why[m.id] = m.score, m.why
-    heading_words = _words(unit.heading)  # a subsection is named by its own words, not its parent's
-    order: dict[str, int] = {}
-    naming: dict[str, float] = {}
-    for entry_id in kb.entries:
-        share, position = _naming(entry_id, heading_words)
-        order[entry_id] = position
-        if share >= NAMING_MIN and len(entry_id.split("-")) > 1:
-            naming[entry_id] = NAMING_BONUS * share
-            scores[entry_id] = scores.get(entry_id, 0.0) + NAMING_BONUS * share
-            why[entry_id] = f'heading names "{entry_id}"' + (f" + {why[entry_id]}" if entry_id in why else "")
+    topics = topics or Topics(kb)
+    reason = out_of_scope(_scope_text(unit))
+    if reason:
+        return None, 0.0, reason
+    heading = expand(subject(unit, title))
+    found, order = _from_heading(unit, heading, kb, topics)
+    from_heading = found.best
+    # A section headed by an error code no family knows (JOB_STATE_PENDING) is a new problem, whatever its text.
+    unknown_code = unit.kind == "section" and from_heading < UNKNOWN_HEADING and ERROR_TOKEN_RE.search(unit.heading)
+    if not unknown_code and (unit.kind != "section" or names_an_error(heading) or from_heading >= PARTIAL_HEADING):
+        text = match(f"{heading}\n{expand(unit.text)}", kb, limit=6, about_gemini=True).matches
+        # The heading decided; the text only breaks ties between what it allows. (A row's cells are one statement.)
+        if from_heading >= ATTACH_SCORE and unit.kind != "table-row" and not CODE_ONLY_RE.match(unit.heading):
+            by_text = {m.id: m.score for m in text}
+            found.scores = {k: v + 0.1 * by_text.get(k, 0.0) for k, v in found.scores.items()}
+        else:
+            for m in text:
+                found.offer(m.id, m.score, m.why)
+    if from_heading >= PARTIAL_HEADING and found.best < ATTACH_SCORE:
+        # The heading names a few families equally ("Review your network configuration"): the text says which.
+        near = [k for k, v in found.scores.items() if v >= from_heading - ATTACH_MARGIN]
+        pick = topics.tell_apart(near, expand(unit.text), strict=True) if len(near) > 1 else None
+        if pick:
+            found.offer(pick, ATTACH_SCORE, f"{found.why[pick]}; the text is about {pick}")
+    evidence: set[str] = set()
+    if found.best < ATTACH_SCORE:
+        for entry_id, score, why in _evidence(unit, kb):
+            evidence.add(entry_id)
+            found.offer(entry_id, score, why)
+    context = "\n".join([title, *unit.parents, unit.heading, unit.text])
+    scores = {k: v for k, v in found.scores.items() if not platform_missing(k, context)}
     if not scores:
-        return None, 0.0, "nothing in it matches a family"
-    own_heading = unit.kind != "table-row" and heading.startswith(unit.heading)
-    if len(results) > 1 and own_heading:
-        # A heading says what its unit is about; the text only decides when the heading cannot.
-        # (A table row's cells and a subsection's borrowed parent heading are not such a statement.)
-        from_heading = {m.id: m.score for m in results[0].matches}
-        for entry_id, bonus in naming.items():
-            from_heading[entry_id] = from_heading.get(entry_id, 0.0) + bonus
-        if from_heading and max(from_heading.values()) >= ATTACH_SCORE:
-            from_text = {m.id: m.score for m in results[1].matches}
-            scores = {k: v + 0.05 * from_text.get(k, 0.0) for k, v in from_heading.items()}
+        return None, 0.0, "not about a specific error"
+    body = {t.entry_id: t.score for t in topics.score(expand(unit.text))}
+    scores = {k: v + BODY_TOPIC_WEIGHT * body.get(k, 0.0) for k, v in scores.items()}
+    found.scores = scores
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], order.get(kv[0], 1_000), kv[0]))
     best, score = ranked[0]
-    if len(results) == 1 and score < ATTACH_SCORE:
-        return None, score, "not about a specific error"
     if score < ATTACH_SCORE:
+        if not names_an_error(heading):
+            return None, score, "not about a specific error"
         return None, score, f"best family {best} scores only {score:.2f}"
+    child = _refined(best, unit, found, kb, topics)
+    if child:  # a subsection's own words name a narrower family of what its parent heading is about
+        return child, min(score, 1.0), f"{found.why[best]}; its own heading is about {child}"
     if len(ranked) > 1:
         second, second_score = ranked[1]
         entries = kb.entries
         related = entries[best].specialises == second or entries[second].specialises == best
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
+            if best in evidence and second in evidence:
+                return best, min(score, 1.0), found.why[best]  # two quoted errors: the other is added beside it
+            pick = topics.tell_apart([best, second], expand(unit.text))
+            if pick:
+                return pick, min(scores[pick], 1.0), f"{found.why[pick]}; the text is about {pick}"
+            parent = entries[best].specialises
+            if parent and parent == entries[second].specialises:
+                return parent, min(score, 1.0), f"{best} and {second} both fit: their common family"
             return None, score, f"{best} and {second} fit equally well"
-    return best, min(score, 1.0), why[best]
+    return best, min(score, 1.0), found.why[best]
 
 
 def names_an_error(heading: str) -> bool:
@@ -182,15 +285,15 @@ def names_an_error(heading: str) -> bool:
 BARE_STATUS_RE = re.compile(r"(?<![\w.])([45]\d\d)(?![\w.])")
 
 
-def subject(unit: Unit) -> str:
-    """What a unit is about: its heading, after the nearest enclosing heading that names an error.
+def subject(unit: Unit, title: str = "") -> str:
+    """What a unit is about: its heading, after the nearest enclosing heading (or the title) that names an error.
 
     A bare status code in a heading ("Why do I get 429?") is spelt out as one, which the matcher
     would not assume of a number in a paste.
     """
     heading = unit.heading
     if unit.kind != "faq" and not names_an_error(heading):
-        named = [p for p in unit.parents if names_an_error(p)]
+        named = [p for p in (title, *unit.parents) if p and names_an_error(p)]
         heading = f"{named[-1]}: {heading}" if named else heading
     codes = BARE_STATUS_RE.findall(heading)
     if len(set(codes)) == 1 and not extract(heading).http_status:
@@ -240,26 +343,106 @@ def _known_signatures(kb: KnowledgeBase) -> dict[str, str]:
     return {s.text.casefold(): s.entry_id for s in kb.signatures if s.kind != "prose"}
 
 
+CAUSE_SCORE = 0.6  # a cause item's own topic score (weighted) that makes it about a family
+
+
+def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics) -> list[str]:
+    """Families close to `entry_id` (its narrower or sibling families) that one cause item is all about."""
+    entry = kb.entries[entry_id]
+    found = []
+    for cause in unit.advice.causes[:8]:
+        ranked = topics.score(expand(cause), capped=False)
+        if not ranked or TOPIC_WEIGHT * ranked[0].score < CAUSE_SCORE:
+            continue
+        top = ranked[0]
+        if len(ranked) > 1 and top.score - ranked[1].score < ATTACH_MARGIN:
+            continue
+        other = kb.entries[top.entry_id]
+        close = other.specialises == entry_id or (other.specialises and other.specialises == entry.specialises)
+        # Two of its words, one that only this family's id has among its kin ("disabled", not "content").
+        named = close and topics.distinctive(top.entry_id, other.specialises or "") & set(top.words)
+        if top.entry_id != entry_id and named and len(top.words) > 1 and top.entry_id not in found:
+            found.append(top.entry_id)
+    return found
+
+
+def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan: ArticlePlan) -> Unit:
+    """The unit with every claim that contradicts the family's guide taken out (and listed)."""
+    entry = kb.entries[entry_id]
+    ident = " ".join(unit.cells[:3]) if unit.kind == "table-row" else unit.heading
+    found = heading_conflict(ident, entry, unit.label)
+    plan.conflicts += [found] if found else []
+    advice = Advice()
+    for kind in ("summary", "causes", "diagnosis", "fix"):
+        kept, conflicts = check_items(getattr(unit.advice, kind), entry, table, unit.label)
+        setattr(advice, kind, kept)
+        plan.conflicts += conflicts
+    advice.code = list(unit.advice.code)
+    # Lead-ins and prose that are not advice can still make the claim: list them for the reviewer too.
+    listed = {c.claim for c in plan.conflicts}
+    for line in unit.text.splitlines()[1:]:
+        _, more = check_items([line], entry, table, unit.label)
+        plan.conflicts += [c for c in more if c.claim not in listed and c.rule != "http-status"]
+    for pair in unit.advice.faq:
+        kept, conflicts = check_items([pair["a"]], entry, table, unit.label)
+        plan.conflicts += conflicts
+        if kept:
+            advice.faq.append(pair)
+    return Unit(unit.kind, unit.heading, unit.parents, unit.text, advice, unit.messages, unit.cells)
+
+
+def _also_about(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics) -> list[tuple[str, float, str]]:
+    """Other families a placed unit is about too, each with a score and why."""
+    found: list[tuple[str, float, str]] = []
+    words = _words(expand(unit.heading))
+    for other in kb.entries:  # a heading naming two families in full ("Invalid or Missing API Key")
+        if other != entry_id and len(other.split("-")) > 2 and _naming(other, words)[0] >= 1.0:
+            found.append((other, NAMING_BONUS, f'heading also names "{other}"'))
+    for other in _cause_families(unit, entry_id, kb, topics):  # a cause all about a narrower or sibling family
+        found.append((other, CAUSE_SCORE, "one of its causes is about it"))
+    found += _evidence(unit, kb, quoted=False)  # machine output that names another family confidently
+    unique: dict[str, tuple[str, float, str]] = {}
+    for family in found:
+        if family[0] != entry_id:
+            unique.setdefault(family[0], family)
+    return list(unique.values())
+
+
 def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: set[str]) -> ArticlePlan:
-    """What `article` adds to `kb`: placements, new unreviewed entries and new signatures.
+    """What `article` adds to `kb`: placements, new unreviewed entries, new signatures and conflicts.
 
     `taken` holds entry ids already in use (curated and earlier articles' new entries); it is updated.
     """
     plan = ArticlePlan(article, display, hashlib.sha256(display.encode()).hexdigest()[:16])
     known = _known_signatures(kb)
+    topics = Topics(kb)
+    table = rules(kb.entries)
     for unit in article.units:
-        entry_id, score, why = choose_family(unit, kb)
+        entry_id, score, why = choose_family(unit, kb, topics, title=article.title)
         home = entry_id
         if entry_id is not None:
-            plan.placements.append(Placement(unit, entry_id, score, why))
-        elif unit.kind != "faq" and names_an_error(subject(unit)) and (unit.advice.fix or unit.advice.causes):
+            clean = _without_conflicts(unit, entry_id, kb, table, plan)
+            if clean.advice or not unit.advice:
+                plan.placements.append(Placement(clean, entry_id, score, why))
+                for other, other_score, other_why in _also_about(unit, entry_id, kb, topics):
+                    also = _without_conflicts(unit, other, kb, table, plan)
+                    plan.placements.append(Placement(also, other, other_score, other_why))
+            else:
+                plan.placements.append(Placement(unit, None, score, f"only claims that contradict {entry_id}'s guide"))
+        elif (
+            unit.kind == "section"
+            and names_an_error(subject(unit))
+            and (unit.advice.fix or unit.advice.causes)
+            and not out_of_scope(unit.heading)
+        ):
             home = slug(unit.heading, taken)
             taken.add(home)
             plan.new_entries.append(_new_entry(unit, home, article, display, known))
             plan.placements.append(Placement(unit, home, score, f"no family covers it ({why})", new_entry=True))
         else:
-            reason = why if names_an_error(subject(unit)) else "not about a specific error"
-            plan.placements.append(Placement(unit, None, score, reason))
+            plan.placements.append(Placement(unit, None, score, why))
+        if home is None and out_of_scope(_scope_text(unit)):
+            continue  # an out-of-scope error's messages are not Gemini signatures
         for text in unit.messages:
             plan.signatures.append(_signature_plan(text, home, kb, known))
     seen: set[str] = set()

@@ -69,7 +69,8 @@ BOILERPLATE_HEADING_RE = re.compile(
 )
 # Headings that are a lone label of the page (a badge, a share bar): dropped without what follows them.
 BOILERPLATE_LABEL_RE = re.compile(
-    r"^\W*(?:premium article|member-only story|members? only|editorial note|corrections?|tags|share|listen|follow|"
+    r"^\W*(?:premium article|terms|privacy|send feedback|skip to main content|sign in|"
+    r"member-only story|members? only|editorial note|corrections?|tags|share|listen|follow|"
     r"updated \w+ \d{1,2},? ?\d{0,4}|\d+ min read|advertisement|sponsored|reply|"
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w* \d{1,2},? \d{4}|\d{4}-\d\d-\d\d)\W*$",
     re.I,
@@ -77,8 +78,10 @@ BOILERPLATE_LABEL_RE = re.compile(
 
 # Short blocks that are boilerplate wherever they appear.
 BOILERPLATE_TEXT_RE = re.compile(
-    r"(?:\bmembers?\b(?!\w)|\bmembership\b|\bsubscribe\b|\bnewsletter\b|\bsign up\b|\bsign in\b|\bad-free\b|"
-    r"\baffiliate links?\b|\bcookies?\b|\bclaps?\b|\bfollowers?\b|\b\d+ min read\b|\bpremium article\b|"
+    r"(?:\bmembers?\b(?!\w)|\bmembership\b|\bsubscribe\b|\bnewsletter\b|\bsign up\b|^sign in\b|"
+    r"\bsign in to (?:continue|read|comment|follow)\b|\bad-free\b|"
+    r"\baffiliate links?\b|\bcookies?\b|\bclaps?\b|\bfollowers?\b|\b\d+ min(?:ute)?s? read\b|"
+    r"^posted (?:on|in|by)\b|\bpremium article\b|"
     r"\bcontinue reading\b|thank you for reading|thanks for reading|\bview membership\b|\bcancel anytime\b|"
     r"\bsecure payment\b|\bshare (?:this|on)\b|\bcopyright\b|©|all rights reserved|\bpublished in\b|"
     r"\beditorial note\b|^corrections?:|\bleave a (?:reply|comment)\b|\bwritten by\b|\bsee all\b|"

@@ -15,19 +15,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from ingest.article_text import ARTICLE_SUFFIXES
 from ingest.articles import is_article, parse_article
-from ingest.guides import Guide, GuideError, display_path, load_guides
-from kb.normalize import normalize
-
-if TYPE_CHECKING:
-    from ingest.attach import ArticlePlan
-
-SCHEMA_VERSION = 2
+from ingest.attach import ArticlePlan, plan_article
+from ingest.guides import Guide, load_guides
+from ingest.inputs import GuideError, display_path, input_hash, source_files
+from ingest.proposals import ApprovedSignature, is_signature_file, load_signatures
+from kb.normalize import PLACEHOLDER, normalize
+from kb.schema import SCHEMA_VERSION, entry_columns, entry_row, model_row
+from kb.store import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -43,30 +41,10 @@ class BuildReport:
     seconds: float
     articles: int = 0
     warnings: list[str] = field(default_factory=list)  # articles that could not be read, and why
+    approved: int = 0  # signatures added from approved Slack proposals
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
-
-
-def source_files(paths: list[Path]) -> list[Path]:
-    """Expand folders into their guides and articles (`.md`, `.html`, `.htm`, `.txt`), sorted."""
-    found: dict[Path, Path] = {}  # by resolved path: a file named alone and inside a named folder counts once
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in ARTICLE_SUFFIXES):
-                found.setdefault(child.resolve(), child)
-        else:
-            found.setdefault(path.resolve(), path)
-    return list(found.values())
-
-
-def input_hash(files: list[Path], *, root: Path | None = None) -> str:
-    """A stable hash of the inputs' names and bytes, and of the schema version."""
-    digest = hashlib.sha256(f"schema:{SCHEMA_VERSION}\n".encode())
-    for path in sorted(files, key=lambda p: display_path(p, root)):
-        digest.update(f"{display_path(path, root)}\n".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _source_id(path: str) -> str:
@@ -75,27 +53,7 @@ def _source_id(path: str) -> str:
 
 def _create_schema(db: sqlite_utils.Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
-    db["entries"].create(
-        {
-            "id": str,
-            "title": str,
-            "http_status": int,
-            "status": str,
-            "summary": str,
-            "causes": str,
-            "fix": str,
-            "diagnosis": str,
-            "example": str,
-            "example_lang": str,
-            "notes": str,
-            "docs": str,
-            "retryable": str,
-            "related": str,
-            "specialises": str,
-            "reviewed": int,
-        },
-        pk="id",
-    )
+    db["entries"].create(entry_columns(), pk="id")
     db["signatures"].create(
         {"id": int, "entry_id": str, "kind": str, "text": str, "norm": str, "source_id": str},
         pk="id",
@@ -108,33 +66,12 @@ def _create_schema(db: sqlite_utils.Database) -> None:
         foreign_keys=[("entry_id", "entries", "id"), ("source_id", "sources", "id")],
     )
     db["models"].create(
-        {"name": str, "status": str, "date": str, "replacement": str, "entry_id": str},
+        {"name": str, "status": str, "date": str, "replacement": str, "entry_id": str, "extra": str},
         pk="name",
         foreign_keys=[("entry_id", "entries", "id")],
     )
     db["signatures"].create_index(["entry_id"])
     db["signatures"].create_index(["kind", "text"])
-
-
-def _entry_row(guide: Guide) -> dict[str, object]:
-    return {
-        "id": guide.id,
-        "title": guide.title,
-        "http_status": guide.http_status,
-        "status": guide.status,
-        "summary": guide.summary,
-        "causes": json.dumps(guide.causes),
-        "fix": json.dumps(guide.fix),
-        "diagnosis": json.dumps(guide.diagnosis),
-        "example": guide.example,
-        "example_lang": guide.example_lang,
-        "notes": guide.notes,
-        "docs": json.dumps(guide.docs),
-        "retryable": guide.retryable,
-        "related": json.dumps(guide.related),
-        "specialises": guide.specialises,
-        "reviewed": int(guide.reviewed),
-    }
 
 
 def _write(
@@ -144,28 +81,21 @@ def _write(
     source_hashes: dict[str, str],
     digest: str,
     plans: list[ArticlePlan],
+    root: Path | None,
+    approved: list[ApprovedSignature],
 ) -> None:
     _create_schema(db)
     entries, sources, signatures, models = [], [], [], []
     links: dict[tuple[str, str, str], dict] = {}
 
     def add_entry(guide: Guide, sid: str) -> None:
-        entries.append(_entry_row(guide))
+        entries.append(entry_row(guide))
         prose = "\n".join([guide.title, guide.summary, *guide.causes])
         for kind, text in [(s.kind, s.text) for s in guide.signatures] + [("prose", prose)]:
             signatures.append(
                 {"entry_id": guide.id, "kind": kind, "text": text, "norm": normalize(text), "source_id": sid}
             )
-        for m in guide.models:
-            models.append(
-                {
-                    "name": m.name.lower(),
-                    "status": m.status,
-                    "date": m.date,
-                    "replacement": m.replacement,
-                    "entry_id": guide.id,
-                }
-            )
+        models.extend(model_row(m, guide.id) for m in guide.models)
 
     def link(entry_id: str, sid: str, section: str, advice: dict) -> None:
         row = links.setdefault((entry_id, sid, section), {})
@@ -211,6 +141,28 @@ def _write(
                         "source_id": sid,
                     }
                 )
+    for proposal in approved:
+        # Provenance is the channel and the day; the source's sha256 is that of the error lines alone.
+        sid = _source_id(f"slack-proposal:{proposal.id}")
+        sources.append(
+            {
+                "id": sid,
+                "kind": "slack",
+                "title": f"Slack proposal {proposal.id} (approved)",
+                "path": proposal.provenance,
+                "sha256": hashlib.sha256(proposal.text.encode()).hexdigest(),
+            }
+        )
+        for line in signature_lines(proposal.text):
+            signatures.append(
+                {
+                    "entry_id": proposal.entry_id,
+                    "kind": "messages",
+                    "text": line,
+                    "norm": normalize(line),
+                    "source_id": sid,
+                }
+            )
     for i, row in enumerate(signatures, start=1):
         row["id"] = i
     db["entries"].insert_all(entries)
@@ -229,9 +181,23 @@ def _write(
             {"key": "schema_version", "value": str(SCHEMA_VERSION)},
             {"key": "input_hash", "value": digest},
             {"key": "inputs", "value": json.dumps([str(p.resolve()) for p in inputs])},
+            {"key": "input_root", "value": str(root.resolve()) if root is not None else ""},
             {"key": "built_at", "value": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         ]
     )
+
+
+MIN_SIGNATURE_WORDS = 4  # a shorter line (`"code": 429`) says too little to tell families apart
+
+
+def signature_lines(text: str) -> list[str]:
+    """The lines of an approved proposal that are specific enough to be signatures of their own."""
+    lines = []
+    for line in text.split("\n"):
+        words = [w for w in normalize(line).split() if w != PLACEHOLDER]
+        if len(words) >= MIN_SIGNATURE_WORDS and line not in lines:
+            lines.append(line)
+    return lines
 
 
 def _validate(path: Path, expected_entries: int) -> None:
@@ -257,6 +223,8 @@ def write_database(
     source_hashes: dict[str, str],
     plans: list[ArticlePlan] | None = None,
     before_rename: Callable[[Path], None] | None = None,
+    root: Path | None = None,
+    approved: list[ApprovedSignature] | None = None,
 ) -> None:
     """Write parsed guides (and what articles add) to a new file beside `db_path`, check it, rename it into place."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,7 +236,7 @@ def write_database(
         db = sqlite_utils.Database(tmp, recreate=True)
         try:
             with db.conn:
-                _write(db, guides, inputs, source_hashes, digest, plans)
+                _write(db, guides, inputs, source_hashes, digest, plans, root, approved or [])
             db.execute("VACUUM")
         finally:
             db.close()
@@ -292,8 +260,8 @@ class ArticlePlans:
 def load_inputs(inputs: list[Path], *, root: Path | None = None) -> tuple[list[Guide], list[Path], list[Path]]:
     """Parse the guides among `inputs`; return them, the article files, and every input file."""
     files = source_files(inputs)
-    articles = [f for f in files if f.exists() and is_article(f)]
-    guide_paths = [f for f in files if f not in articles]
+    articles = [f for f in files if f.exists() and not is_signature_file(f) and is_article(f)]
+    guide_paths = [f for f in files if f not in articles and not is_signature_file(f)]
     if not guide_paths:
         raise GuideError([])
     guides, problems = load_guides(guide_paths, root=root)
@@ -306,9 +274,6 @@ def load_inputs(inputs: list[Path], *, root: Path | None = None) -> tuple[list[G
 
 def plan_articles(guides: list[Guide], articles: list[Path], *, root: Path | None = None) -> ArticlePlans:
     """Match every article against a knowledge base of `guides` alone and say what each would add."""
-    from ingest.attach import plan_article
-    from kb.store import KnowledgeBase
-
     if not articles:
         return ArticlePlans([], [])
     plans, warnings = [], []
@@ -351,6 +316,7 @@ def build(
     started = time.perf_counter()
     guides, articles, files = load_inputs(inputs, root=root)
     planned = plan_articles(guides, articles, root=root)
+    approved, approved_warnings = _approved_signatures(files, guides, planned.plans, root)
     readable = [f for f in files if f.exists()]
     hashes = {display_path(f, root): hashlib.sha256(f.read_bytes()).hexdigest() for f in readable}
     digest = input_hash(readable, root=root)
@@ -362,6 +328,8 @@ def build(
         source_hashes=hashes,
         plans=planned.plans,
         before_rename=before_rename,
+        root=root,
+        approved=approved,
     )
     conn = sqlite3.connect(db_path)
     try:
@@ -377,5 +345,25 @@ def build(
         input_hash=digest,
         seconds=time.perf_counter() - started,
         articles=len(planned.plans),
-        warnings=planned.warnings,
+        warnings=planned.warnings + approved_warnings,
+        approved=len(approved),
     )
+
+
+def _approved_signatures(
+    files: list[Path], guides: list[Guide], plans: list[ArticlePlan], root: Path | None
+) -> tuple[list[ApprovedSignature], list[str]]:
+    """The approved Slack proposals among the inputs whose family exists; the others are warnings."""
+    families = {g.id for g in guides} | {g.id for p in plans for g in p.new_entries}
+    found: list[ApprovedSignature] = []
+    warnings: list[str] = []
+    for path in (f for f in files if is_signature_file(f) and f.exists()):
+        display = display_path(path, root)
+        signatures, problems = load_signatures(path, display)
+        warnings += [f"{p}; left out" for p in problems]
+        for sig in signatures:
+            if sig.entry_id in families:
+                found.append(sig)
+            else:
+                warnings.append(f"{display}: proposal {sig.id} names no family {sig.entry_id!r}; left out")
+    return found, warnings

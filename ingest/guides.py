@@ -13,10 +13,16 @@ from typing import Any
 
 import yaml
 
+from ingest.front_matter import split_front_matter
+from ingest.inputs import Problem, display_path
+from kb.schema import Entry, ModelInfo
+
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SIGNATURE_KINDS = ("messages", "reasons", "exceptions", "finish_reasons", "quota_ids")
 RETRYABLE = ("yes", "no", "sometimes")
-MODEL_STATUSES = ("retired", "deprecated")
+# retired = shut down; deprecated = shutdown announced (or date unknown); active = served;
+# limited = still served but closed to new users or projects, no shutdown announced.
+MODEL_STATUSES = ("retired", "deprecated", "limited", "active")
 REQUIRED_FIELDS = ("id", "title", "http_status", "status", "retryable", "docs", "signatures")
 OPTIONAL_FIELDS = ("related", "specialises", "models")
 # heading -> (required, kind): "text" is prose, "list" is bullets or numbers, "code" a fence.
@@ -33,18 +39,6 @@ FENCE_RE = re.compile(r"^(```|~~~)\s*([\w+-]*)\s*$")
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One validation problem, located in a file."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-@dataclass(frozen=True)
 class Signature:
     """A fragment people paste, of one kind, with the line that declared it."""
 
@@ -53,59 +47,17 @@ class Signature:
     line: int
 
 
-@dataclass(frozen=True)
-class ModelRecord:
-    """A model's lifecycle: retired (shut down) or deprecated (shutdown announced)."""
-
-    name: str
-    status: str
-    date: str | None
-    replacement: str | None
+ModelRecord = ModelInfo  # a row of the `models:` table; one type for the parser, the build and the store
 
 
-@dataclass
-class Guide:
-    """One curated guide, parsed."""
+@dataclass(frozen=True, kw_only=True)
+class Guide(Entry):
+    """One curated guide, parsed: the entry it declares plus where it came from and what the matcher needs."""
 
     path: str
-    id: str
-    title: str
-    http_status: int | None
-    status: str | None
-    retryable: str
-    docs: list[str]
     signatures: list[Signature]
-    summary: str
-    causes: list[str]
-    fix: list[str]
-    diagnosis: list[str]
-    example: str = ""
-    example_lang: str = ""
-    notes: str = ""
-    related: list[str] = field(default_factory=list)
-    specialises: str | None = None
     field_lines: dict[str, int] = field(default_factory=dict)
-    models: list[ModelRecord] = field(default_factory=list)
-    reviewed: bool = True  # False for entries an article ingest created, until someone writes a guide
-
-
-class GuideError(Exception):
-    """Raised when guides cannot be built; carries every problem found."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
-
-
-def _split_front_matter(text: str) -> tuple[str, int, list[str], int] | None:
-    """Return (front matter, its first line, body lines, first body line) or None."""
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "---":
-        return None
-    for i in range(1, len(lines)):
-        if lines[i].strip() == "---":
-            return "\n".join(lines[1:i]), 2, lines[i + 1 :], i + 2
-    return None
+    models: list[ModelInfo] = field(default_factory=list)
 
 
 def _node_lines(text: str, first_line: int) -> dict[str, int]:
@@ -167,7 +119,31 @@ def _list_items(raw: list[str]) -> list[str]:
             items.append(match.group(1).strip())
         elif items and (stripped or in_fence):
             items[-1] += "\n" + line.rstrip()
-    return [item.strip() for item in items if item.strip()]
+    return [join_wrapped(item) for item in items if item.strip()]
+
+
+LIST_MARK_RE = re.compile(r"^(?:[-*]|\d+[.)])\s+")
+
+
+def join_wrapped(text: str) -> str:
+    """Undo the hard wrapping of the source file: a prose line that continues the one before joins it with a
+    space. Blank lines (paragraphs), list items, table rows and fenced code keep their line breaks."""
+    out: list[str] = []
+    in_fence = joinable = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        fence = bool(FENCE_RE.match(stripped))
+        if fence or in_fence or not stripped or LIST_MARK_RE.match(stripped) or stripped.startswith("|"):
+            out.append(line.rstrip())
+            joinable = bool(stripped) and not (fence or in_fence or stripped.startswith("|"))
+            in_fence = in_fence != fence
+            continue
+        if joinable and out:
+            out[-1] += " " + stripped
+        else:
+            out.append(line.rstrip())
+        joinable = True
+    return "\n".join(out).strip()
 
 
 def _code_block(raw: list[str]) -> tuple[str, str]:
@@ -185,7 +161,7 @@ def _code_block(raw: list[str]) -> tuple[str, str]:
 
 
 def _text(raw: list[str]) -> str:
-    return "\n".join(raw).strip()
+    return join_wrapped("\n".join(raw))
 
 
 def _check_fields(meta: dict[str, Any], lines: dict[str, int], path: str) -> list[Problem]:
@@ -253,9 +229,13 @@ def _check_fields(meta: dict[str, Any], lines: dict[str, int], path: str) -> lis
         else:
             for m in models:
                 if not (isinstance(m, dict) and isinstance(m.get("name"), str) and m.get("status") in MODEL_STATUSES):
+                    statuses = "|".join(MODEL_STATUSES)
                     problems.append(
-                        Problem(path, at("models"), f"model record needs name and status retired|deprecated: {m!r}")
+                        Problem(path, at("models"), f"model record needs name and status {statuses}: {m!r}")
                     )
+                elif not (isinstance(m.get("source"), str) and m["source"].strip()):
+                    where = "URL or document, and the date it was read"
+                    problems.append(Problem(path, at("models"), f"model record {m['name']} needs a source ({where})"))
     return problems
 
 
@@ -272,12 +252,12 @@ def parse_guide(path: Path, display: str | None = None) -> tuple[Guide | None, l
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(shown, 1, f"cannot read guide: {exc}")]
-    split = _split_front_matter(text)
+    split = split_front_matter(text)
     if split is None:
         return None, [
             Problem(shown, 1, "malformed front matter: the file must start with '---' and close it with '---'")
         ]
-    front, fm_line, body, body_line = split
+    front, fm_line, body, body_line = split.text, split.first_line, split.body, split.body_line
     try:
         meta = yaml.safe_load(front)
         lines = _node_lines(front, fm_line)
@@ -338,11 +318,12 @@ def parse_guide(path: Path, display: str | None = None) -> tuple[Guide | None, l
         specialises=meta.get("specialises"),
         field_lines=lines,
         models=[
-            ModelRecord(
+            ModelInfo(
                 name=str(m["name"]),
                 status=str(m["status"]),
                 date=str(m["date"]) if m.get("date") else None,
                 replacement=str(m["replacement"]) if m.get("replacement") else None,
+                extra={k: v for k, v in m.items() if k not in ("name", "status", "date", "replacement")},
             )
             for m in meta.get("models") or []
         ],
@@ -401,13 +382,3 @@ def load_guides(paths: list[Path], *, root: Path | None = None) -> tuple[list[Gu
                 line = guide.field_lines.get(key, 1)
                 problems.append(Problem(guide.path, line, f"{key} id '{ref}' does not exist"))
     return guides, problems
-
-
-def display_path(path: Path, root: Path | None) -> str:
-    """The path as shown in messages and stored as provenance: relative to root when inside it."""
-    if root is not None:
-        try:
-            return str(path.resolve().relative_to(root.resolve()))
-        except ValueError:
-            pass
-    return str(path)

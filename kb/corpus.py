@@ -28,7 +28,8 @@ SHAPES = frozenset(
     " long-log log-line other".split()
 )
 FIELDS = {"id", "text", "label", "alt", "shape", "source", "lang", "note", "secret"}
-_SOURCE_RE = re.compile(r"^[\w.-]+/[\w.-]+#\d+$|^https?://\S+$")
+# owner/repo#N, a page address, or a Slack channel and day (`gemini-kb misses --jsonl`)
+_SOURCE_RE = re.compile(r"^[\w.-]+/[\w.-]+#\d+$|^https?://\S+$|^slack:[A-Z0-9]+/\d{4}-\d{2}-\d{2}$")
 
 
 def load(path: Path = CORPUS) -> list[dict]:
@@ -72,7 +73,7 @@ def problems(records: list[dict], family_ids: set[str]) -> list[str]:
         if rec.get("shape") not in SHAPES:
             out.append(f"{rid}: unknown shape {rec.get('shape')!r}")
         if not _SOURCE_RE.match(str(rec.get("source", ""))):
-            out.append(f"{rid}: source is not owner/repo#N or a URL: {rec.get('source')!r}")
+            out.append(f"{rid}: source is not owner/repo#N, a URL or slack:CHANNEL/DATE: {rec.get('source')!r}")
     return out
 
 
@@ -90,8 +91,8 @@ def split(records: list[dict], frozen: set[str] | None = None) -> tuple[list[dic
 
 
 def assemble(parts_dir: Path, family_ids: set[str]) -> tuple[int, int, list[str]]:
-    """Merge part files into the corpus; new ids join the side of their source, recorded ids stay put."""
-    records: dict[str, dict] = {r["id"]: r for r in load(CORPUS)} if CORPUS.exists() else {}
+    """Rebuild the corpus from the part files; new ids join the side of their source, recorded ids stay put."""
+    records: dict[str, dict] = {}
     for part in sorted(parts_dir.glob("*.jsonl")):
         for rec in load(part):
             records[rec["id"]] = rec

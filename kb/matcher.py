@@ -402,15 +402,9 @@ def _why(ev: _Evidence) -> str:
     return " + ".join(parts)
 
 
-_MATCHERS: dict[int, Matcher] = {}
-
-
 def matcher_for(kb: KnowledgeBase) -> Matcher:
-    """One matcher per knowledge base object (indexes are built once)."""
-    found = _MATCHERS.get(id(kb))
-    if found is None or found.kb is not kb:
-        found = _MATCHERS[id(kb)] = Matcher(kb)
-    return found
+    """One matcher per knowledge base object (indexes are built once), owned by that object."""
+    return kb.derived("matcher", Matcher)
 
 
 def match(text: str, kb: KnowledgeBase, *, limit: int = 3, about_gemini: bool = False) -> MatchResult:

@@ -26,7 +26,8 @@ RULES: tuple[SecretRule, ...] = (
     _rule(
         "private-key", r"-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----[\s\S]{0,8000}?-----END [A-Z ]{0,30}PRIVATE KEY-----"
     ),
-    _rule("google-api-key", r"AIza[0-9A-Za-z_\-]{30,40}"),
+    # Standard keys (`AIza` + 35) and the auth keys AI Studio issues since 2026 (`AQ.` + about 50).
+    _rule("google-api-key", r"AIza[0-9A-Za-z_\-]{30,40}|\bAQ\.[0-9A-Za-z_\-]{40,80}"),
     _rule("google-oauth-token", r"ya29\.[0-9A-Za-z_\-.~+/]{10,2000}"),
     _rule("slack-token", r"xox[abposre]-[0-9A-Za-z\-]{10,300}"),
     _rule("slack-app-token", r"xapp-[0-9]-[0-9A-Za-z\-]{10,300}"),
@@ -58,8 +59,18 @@ def redact(text: str) -> tuple[str, list[str]]:
 
 
 def mask(secret: str) -> str:
-    """Show a secret as its first four and last three characters (`AIza…k3Q`)."""
+    """Show a secret as its first four and last three characters (`AIza…k3Q`, `AQ.A…Q2x`)."""
     secret = secret.strip()
     if len(secret) <= 10:
         return "…" * bool(secret)
     return f"{secret[:4]}…{secret[-3:]}"
+
+
+def scrub(text: str, secrets: tuple[str | None, ...] | list[str | None] = (), *, redact_rest: bool = True) -> str:
+    """`text` with each given secret (a key typed into a command) replaced by its mask and, unless
+    `redact_rest` is False, any other secret-shaped string redacted. The one key scrubber: check results,
+    reports, Slack messages and console output all go through it."""
+    for secret in secrets:
+        if secret and text:
+            text = text.replace(secret, mask(secret))
+    return redact(text)[0] if redact_rest and text else text

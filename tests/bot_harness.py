@@ -3,15 +3,18 @@ stand-in as its Web API, and helpers to send correctly signed Slack requests."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.app import BotSettings, GeminiBot, build_app
+from bot.app import GeminiBot, build_app
 from bot.serve import HttpServer, make_wsgi
-from bot.state import StateDB
+from bot.state import StateBase, StateDB
+from kb.settings import load_bot_settings
 from kb.store import KnowledgeBase
 from tests.gemini_stub import stub_key
 from tests.slack_stub import Reply, SlackStub, as_json, event_callback, post, signed_headers
@@ -41,7 +44,7 @@ class Running:
     bot: GeminiBot
     server: HttpServer
     slack: SlackStub
-    state: StateDB
+    state: StateBase
     state_path: Path
 
     @property
@@ -68,9 +71,15 @@ class Running:
 
 
 @contextmanager
-def running_bot(kb: KnowledgeBase, slack: SlackStub, state_path: Path, **overrides: object) -> Iterator[Running]:
-    """A bot serving HTTP on 127.0.0.1 (any free port) until the block ends; `overrides` go to BotSettings."""
-    state = StateDB(state_path)
+def running_bot(
+    kb: KnowledgeBase, slack: SlackStub, state_path: Path, *, state: StateBase | None = None, **overrides: object
+) -> Iterator[Running]:
+    """A bot serving HTTP on 127.0.0.1 (any free port) until the block ends; `overrides` go to BotSettings.
+
+    `state` is a store the caller owns (another back end, or one shared by several bots); by default the
+    bot gets a SQLite file at `state_path`."""
+    owned = state is None
+    state = state or StateDB(state_path)
     options: dict[str, object] = dict(
         bot_token=TOKEN,
         signing_secret=SECRET,
@@ -80,14 +89,16 @@ def running_bot(kb: KnowledgeBase, slack: SlackStub, state_path: Path, **overrid
         team_key=stub_key("valid"),
     )
     options.update(overrides)
-    bot = build_app(BotSettings(**options), kb, state)  # type: ignore[arg-type]
+    settings = dataclasses.replace(load_bot_settings(dict(os.environ)), **options)  # as at start-up
+    bot = build_app(settings, kb, state)
     server = HttpServer(make_wsgi(bot), host="127.0.0.1", port=0, threads=4).start()
     try:
         yield Running(bot, server, slack, state, state_path)
     finally:
         server.stop()
         bot.close()
-        state.close()
+        if owned:
+            state.close()
 
 
 def state_rows(path: Path, sql: str) -> list[tuple]:

@@ -14,6 +14,7 @@ from kb.store import PROJECT_ROOT, KnowledgeBase, open_kb
 from tests.bot_harness import TOKEN, Running, running_bot
 from tests.gemini_stub import GeminiStub
 from tests.slack_stub import SlackStub
+from tests.state_fixtures import backend, make_state, pg_cluster, pg_url, state_target  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,7 @@ def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def kb(kb_path: Path) -> KnowledgeBase:
     """The shipped knowledge base, opened read-only."""
-    return open_kb(kb_path, auto_build=False)
+    return open_kb(kb_path)
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +37,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEMINI_KB_DB", str(tmp_path / "home-kb.sqlite"))
     monkeypatch.setenv("GEMINI_KB_STATE_DB", str(tmp_path / "home-state.sqlite"))
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("GEMINI_KB_STATE_URL", "GEMINI_KB_APPROVED", "GEMINI_KB_MAINTAINERS", "GEMINI_KB_DIGEST_EVERY"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -71,7 +74,10 @@ def gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiStub]:
 
 
 @pytest.fixture
-def running(kb: KnowledgeBase, slack: SlackStub, tmp_path: Path) -> Iterator[Running]:
-    """The bot serving HTTP on 127.0.0.1 against the Slack stand-in."""
+def running(kb: KnowledgeBase, slack: SlackStub, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]:
+    """The bot serving HTTP on 127.0.0.1 against the Slack stand-in (and the Gemini one, when the test uses it:
+    the bot reads its settings once, at start-up, so the stand-in must be up first)."""
+    if "gemini" in request.fixturenames:
+        request.getfixturevalue("gemini")
     with running_bot(kb, slack, tmp_path / "state.sqlite") as bot:
         yield bot

@@ -11,6 +11,7 @@ test can drive the real `google-genai` client at it through `base_url`:
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -245,12 +246,14 @@ class Seen:
     path: str
     behaviour: str | None
     api_client: str
+    page_token: str = ""  # ListModels: the pageToken asked for ("" for the first page)
 
 
 @dataclass
 class _State:
     models: list[dict]
     slow_seconds: float
+    page_cap: int = 1000  # ListModels serves at most this many per page, whatever pageSize asks (as the API may)
     stopping: threading.Event = field(default_factory=threading.Event)
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -289,7 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.headers.get("x-goog-api-key") or (query.get("key") or [None])[0]
         behaviour = behaviour_of(key)
         with self.state.lock:
-            self.state.seen.append(Seen(method, url.path, behaviour, self.headers.get("x-goog-api-client", "")))
+            token = (query.get("pageToken") or [""])[0]
+            self.state.seen.append(Seen(method, url.path, behaviour, self.headers.get("x-goog-api-client", ""), token))
         found = re.fullmatch(r"/v1beta/models(?:/([A-Za-z0-9.\-_]+)(?::([A-Za-z]+))?)?", url.path)
         if not found:
             self._send(404, NOT_FOUND_PAGE, "text/html; charset=UTF-8")
@@ -311,12 +315,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, NOT_FOUND_PAGE, "text/html; charset=UTF-8")
 
     def _list(self, query: dict[str, list[str]]) -> None:
-        size = max(1, min(1000, int((query.get("pageSize") or ["50"])[0])))
-        start = int((query.get("pageToken") or ["0"])[0] or 0)
+        """`GET /v1beta/models`: `{"models": [...], "nextPageToken": "..."}`; the token is opaque (here the
+        base64 of the last name served, as the API's tokens are base64) and absent on the last page."""
+        size = max(1, min(1000, self.state.page_cap, int((query.get("pageSize") or ["50"])[0])))
+        token = (query.get("pageToken") or [""])[0]
+        names = [m["name"] for m in self.state.models]
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode() if token else None
+            start = names.index(after) + 1 if after else 0
+        except (ValueError, UnicodeDecodeError):
+            self._send(400, _error(400, "INVALID_ARGUMENT", "Invalid page token."))
+            return
         page = self.state.models[start : start + size]
         body: dict = {"models": page}
         if start + size < len(self.state.models):
-            body["nextPageToken"] = str(start + size)
+            body["nextPageToken"] = base64.urlsafe_b64encode(page[-1]["name"].encode()).decode()
         self._send(200, body)
 
     def _model_call(self, method: str, name: str, action: str | None) -> None:
@@ -375,8 +388,11 @@ class GeminiStub:
         slow_seconds: float = 3.0,
         models: list[dict] | None = None,
         lifetime: float = MAX_LIFETIME_S,
+        page_cap: int = 1000,
     ):
-        self.state = _State(models=list(MODELS if models is None else models), slow_seconds=slow_seconds)
+        self.state = _State(
+            models=list(MODELS if models is None else models), slow_seconds=slow_seconds, page_cap=page_cap
+        )
         handler = type("StubHandler", (_Handler,), {"state": self.state})
         self._server = _Server((HOST, 0), handler)
         self._server.tls = tls

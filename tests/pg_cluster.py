@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,15 @@ class Cluster:
         """Run pg_ctl on this cluster (stop, start, restart)."""
         cmd = [*self.run_as, str(pg_bin("pg_ctl")), "-D", str(self.folder / "data"), *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=check)
+
+    def create_database(self) -> str:
+        """A new, empty database on this cluster; its URL."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + "/" + name
 
     def start(self) -> None:
         opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off"

@@ -7,7 +7,8 @@ receives response-URL posts, plus signed request builders shaped like Slack's re
         slack.wait_for(lambda: slack.calls("chat.postMessage"))
 
 Every Web API call is recorded (method, parameters, headers); `script` makes the next calls
-to a method fail (429 with Retry-After, 500, or a delay) for fault tests.
+to a method fail (429 with Retry-After, 500, or a delay) for fault tests. `usergroups` sets what
+usergroups.users.list answers; views.publish and reactions.add/remove are answered like Slack does.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class SlackStub:
         self._ts = itertools.count(1)
         self._last_ts = 0.0
         self.history: dict[str, list[dict]] = {}  # channel -> messages posted there (with their metadata)
+        self.usergroups: dict[str, list[str]] = {}  # what usergroups.users.list answers, by group id
         handler = type("SlackHandler", (_Handler,), {"stub": self})
         self._server = _Server((HOST, 0), handler)
         self.port = self._server.server_address[1]
@@ -288,6 +290,16 @@ class SlackStub:
             }
         elif method == "views.publish":
             body = {"ok": True, "view": {"id": "V0000TEST", **(params.get("view") or {})}}
+        elif method == "usergroups.users.list":
+            group = params.get("usergroup")
+            with self._cond:
+                members = self.usergroups.get(group) if group else None
+            if members is None:
+                body = {"ok": False, "error": "no_such_subteam"}
+            else:
+                body = {"ok": True, "users": list(members)}
+        elif method in ("reactions.add", "reactions.remove"):
+            body = {"ok": True}
         else:
             body = {"ok": False, "error": "unknown_method"}
         self._record(Call(method, params, headers, path, time.time(), body), failed=not body["ok"])
@@ -370,6 +382,41 @@ def message_event(
         event["thread_ts"] = thread_ts
     event.update(extra)
     return event
+
+
+def reaction_event(
+    reaction: str, *, message_ts: str, user: str = "U0000USER", channel: str = "C0000CHAN", item_user: str = BOT_USER_ID
+) -> dict:
+    """The inner `event` of a reaction_added delivery (a reaction on a message)."""
+    return {
+        "type": "reaction_added",
+        "user": user,
+        "reaction": reaction,
+        "item_user": item_user,
+        "item": {"type": "message", "channel": channel, "ts": message_ts},
+        "event_ts": new_ts(),
+    }
+
+
+def home_opened_event(user: str) -> dict:
+    """The inner `event` of an app_home_opened delivery (the Home tab)."""
+    return {"type": "app_home_opened", "user": user, "channel": "D0000HOME", "tab": "home", "event_ts": new_ts()}
+
+
+def view_actions(action: dict, *, user: str) -> dict:
+    """The `payload` of a click or a select in the bot's App Home view."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": {"type": "view", "view_id": "V0000TEST"},
+        "trigger_id": "1234.5678.abcdef",
+        "team": {"id": TEAM_ID, "domain": "stub"},
+        "is_enterprise_install": False,
+        "view": {"id": "V0000TEST", "type": "home", "blocks": []},
+        "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
+    }
 
 
 def event_callback(event: dict, *, event_id: str | None = None) -> dict:

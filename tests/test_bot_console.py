@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.checker import Checker
 from bot.cli import main
 from bot.console import pastes, run_console
 from bot.render_text import answer_text
-from bot.slash import Checker
+from bot.service import AnswerService
 from bot.state import StateDB
 from kb.matcher import match
+from kb.settings import ChannelMode
 
 KEY_ERROR = (
     "google.genai.errors.ClientError: 400 INVALID_ARGUMENT. {'error': {'code': 400, 'message': "
@@ -40,10 +42,11 @@ def test_pastes_end_at_a_blank_line_or_at_the_end_and_commands_stand_alone():
 
 def test_console_gives_the_same_answer_as_the_core(kb, tmp_path: Path):
     state = StateDB(tmp_path / "s.sqlite")
-    checker = Checker(kb, state, timeout=1.0, per_user_per_minute=0)
+    checker = Checker(kb, timeout=1.0, per_user_per_minute=0)
+    service = AnswerService(kb, state, checker, mode=ChannelMode.ERRORS)
     out = io.StringIO()
     stdin = io.StringIO(f"{KEY_ERROR}\n\n/gemini-check help\n/gemini-check rate-limit-exceeded\n{RATE_ERROR}")
-    assert run_console(kb, state, checker, stdin=stdin, stdout=out) == 0
+    assert run_console(service, stdin=stdin, stdout=out) == 0
     text = out.getvalue()
     assert text.startswith(answer_text(match(KEY_ERROR, kb), kb))
     assert "/gemini-check key [KEY]" in text and "per-minute rate limit" in text
@@ -51,16 +54,15 @@ def test_console_gives_the_same_answer_as_the_core(kb, tmp_path: Path):
     assert state.summary().pastes == 2
 
 
-def test_console_runs_checks_against_the_gemini_stand_in(kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_console_runs_checks_against_the_gemini_stand_in(kb, tmp_path: Path):
     from tests.gemini_stub import GeminiStub, stub_key
 
     with GeminiStub() as stub:
-        monkeypatch.setenv("GEMINI_BASE_URL", stub.url)
-        monkeypatch.setenv("GEMINI_CHECK_ALLOW_PRIVATE", "1")
-        checker = Checker(kb, None, timeout=2.0, per_user_per_minute=0)
+        checker = Checker(kb, timeout=2.0, per_user_per_minute=0, base_url=stub.url, allow_private=True)
+        service = AnswerService(kb, None, checker, mode=ChannelMode.ERRORS)
         out = io.StringIO()
         typed = stub_key("invalid")
-        run_console(kb, None, checker, stdin=io.StringIO(f"/gemini-check key {typed}\n"), stdout=out)
+        run_console(service, stdin=io.StringIO(f"/gemini-check key {typed}\n"), stdout=out)
     assert "api-key-invalid" in out.getvalue() and typed not in out.getvalue() and "AIza…k3Q" in out.getvalue()
 
 

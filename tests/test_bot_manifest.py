@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slash import COMMAND
+from bot.chat_command import COMMAND
 
 MANIFEST = Path(__file__).resolve().parent.parent / "bot" / "manifest.yaml"
 
@@ -22,6 +22,7 @@ def test_manifest_matches_what_the_bot_listens_to():
         "message.groups",
         "message.im",
         "message.mpim",
+        "reaction_added",
     }
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert scopes == {
@@ -32,6 +33,8 @@ def test_manifest_matches_what_the_bot_listens_to():
         "mpim:history",
         "chat:write",
         "commands",
+        "reactions:read",
+        "usergroups:read",
     }
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True

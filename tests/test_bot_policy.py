@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.policy import (
-    ChannelMode,
-    RateLimiter,
-    Trigger,
-    classify,
-    error_shapes,
-    event_key,
-    looks_like_error,
-    message_key,
-    should_answer,
-)
-from bot.slash import parse_command
+from bot.chat_command import parse_command
+from bot.policy import RateLimiter, delivery_key, error_shapes, looks_like_error, message_key
+from bot.slack_events import Trigger, classify, should_answer
 from kb.matcher import match
+from kb.settings import ChannelMode
 
 BOT = "UBOT0001"
 ERROR = (
@@ -75,9 +67,9 @@ def test_dms_answer_inline_and_threads_stay_threads():
 
 def test_delivery_keys_name_the_event_and_the_message():
     incoming, _ = _classify(_event())
-    assert event_key(incoming) == "event:Ev1"
-    assert message_key(incoming) == "answer:C1:1.000001"
-    assert message_key(incoming, "warn") == "warn:C1:1.000001"
+    assert delivery_key(incoming.event_id) == "event:Ev1"
+    assert message_key(incoming.channel, incoming.ts) == "answer:C1:1.000001"
+    assert message_key(incoming.channel, incoming.ts, "warn") == "warn:C1:1.000001"
 
 
 def test_channel_policy_modes(kb):

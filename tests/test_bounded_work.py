@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from bot import blocks
-from bot.app import BotSettings, ConfigError, load_bot_settings
-from bot.policy import looks_like_error, mention_pattern
+from bot.policy import looks_like_error
+from bot.slack_events import mention_pattern
 from kb.matcher import match, matcher_for
+from kb.settings import BotSettings, ConfigError, load_bot_settings
 from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot, state_rows
 from tests.gemini_stub import stub_key
 from tests.slack_stub import (
@@ -133,7 +134,16 @@ def test_a_deeply_nested_button_value_is_survived(kb, slack: SlackStub, tmp_path
 
 # -- every regular expression against catastrophic backtracking ----------------------------
 
-PATTERN_MODULES = ("kb.redact", "kb.signals", "kb.normalize", "kb.clean", "kb.matcher", "bot.policy", "bot.slash")
+PATTERN_MODULES = (
+    "kb.redact",
+    "kb.signals",
+    "kb.normalize",
+    "kb.clean",
+    "kb.matcher",
+    "bot.policy",
+    "bot.slack_events",
+    "bot.chat_command",
+)
 _CATEGORY_CHARS = {
     sre.CATEGORY_DIGIT: "7",
     sre.CATEGORY_NOT_DIGIT: "a",

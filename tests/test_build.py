@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from ingest.bootstrap import open_or_build, staleness
 from ingest.build import SCHEMA_VERSION, build
-from ingest.guides import GuideError
+from ingest.inputs import GuideError
 from kb.settings import GUIDES_DIR
-from kb.store import PROJECT_ROOT, open_kb, staleness
+from kb.store import PROJECT_ROOT
 
 TABLES = ("entries", "signatures", "sources", "entry_sources", "models")
 
@@ -88,7 +89,7 @@ def test_stale_database_is_rebuilt_on_first_use(tmp_path):
     path = guides / "internal-error.md"
     path.write_text(path.read_text().replace("title: ", "title: Edited ", 1))
     assert staleness(db) == "guides changed since the last build"
-    kb = open_kb(db)
+    kb = open_or_build(db)
     assert kb.entries["internal-error"].title.startswith("Edited ")
     assert staleness(db) is None
 
@@ -98,7 +99,7 @@ def test_corrupt_or_missing_database_is_rebuilt(tmp_path):
     assert staleness(db) == "missing"
     db.write_bytes(b"this is not sqlite" * 100)
     assert staleness(db) == "not a readable knowledge base"
-    kb = open_kb(db)
+    kb = open_or_build(db)
     assert "rate-limit-exceeded" in kb.entries
 
 
@@ -149,3 +150,10 @@ def test_show_unknown_id_suggests_the_closest(kb_path, capsys):
     assert main(["--db", str(kb_path), "show", "rate-limit"]) == 1
     err = capsys.readouterr().err
     assert "no entry 'rate-limit'" in err and "rate-limit-exceeded" in err
+
+
+def test_a_build_without_a_root_is_not_stale_at_once(tmp_path: Path):
+    """The hash root is recorded with the build, so the start-up check hashes the inputs the same way."""
+    db = tmp_path / "kb.sqlite"
+    build([GUIDES_DIR], db)  # no root: paths as given
+    assert staleness(db) is None

@@ -17,7 +17,7 @@ import pytest
 
 import bot.durable
 from bot.durable import METADATA_TYPE, DurableWork, job_for
-from bot.policy import Incoming, Trigger
+from bot.slack_events import Incoming, Trigger
 from bot.state import StateDB
 from kb.store import KnowledgeBase
 from tests.bot_harness import KEY_ERROR, LEAKED_KEY, RATE_ERROR, SECRET, TOKEN, running_bot
@@ -108,7 +108,8 @@ def test_taken_over_jobs_post_once_and_find_what_was_posted(kb: KnowledgeBase, s
     for incoming in (posted, unposted):
         assert work.admit(incoming) is not None
     assert work.admit(posted) is None  # claimed once
-    from bot.app import BotSettings, web_client
+    from bot.app import web_client
+    from kb.settings import BotSettings
 
     client = web_client(BotSettings(bot_token=TOKEN, api_url=slack.api_url))
     client.chat_postMessage(

@@ -143,7 +143,7 @@ def test_a_locked_state_database_still_replies_once_and_logs_it(running: Running
         holder.execute("ROLLBACK")
         holder.close()
     assert _posted(running) == [("C0000CHAN", event["ts"])]  # the retry was caught in memory
-    assert "could not record a processed event: database is locked" in caplog.text
+    assert "could not record a pending job: database is locked" in caplog.text
     assert "could not record a paste: database is locked" in caplog.text
 
 
@@ -160,10 +160,10 @@ def test_a_full_or_read_only_state_database_still_replies_and_logs_it(running: R
             with pytest.raises(sqlite3.OperationalError, match="full"):
                 for _ in range(1000):
                     conn.execute(fill)
-        expected = ["could not record a processed event: database or disk is full", "could not record a paste"]
+        expected = ["could not record a pending job: database or disk is full", "could not record a paste"]
     else:
         conn.execute("PRAGMA query_only = ON")
-        expected = ["could not record a processed event: attempt to write a readonly database", "a paste"]
+        expected = ["could not record a pending job: attempt to write a readonly database", "a paste"]
     running.event(_dm("why does my nightly job print garbage? " + "x " * 2000))  # unmatched: the text is stored
     running.settle(1)
     assert _posted(running) == [("D0000DM01", None)]

@@ -11,8 +11,9 @@ from ingest.guides import load_guides, parse_guide
 from kb.settings import GUIDES_DIR
 from kb.store import PROJECT_ROOT
 
-COVERAGE = PROJECT_ROOT.parent / "shared" / "kb-coverage.md"
-# The stable contract, copied here so the suite also runs where ../shared is absent.
+# The team's contract (kb-coverage.md) sits in `shared/` next to the checkout, or one level up from a worktree.
+COVERAGE_CANDIDATES = [root / "shared" / "kb-coverage.md" for root in (PROJECT_ROOT.parent, PROJECT_ROOT.parent.parent)]
+# The stable contract, copied here so the suite also runs where the shared folder is absent.
 COVERAGE_IDS = """api-key-invalid api-key-missing api-key-expired api-key-leaked api-key-restricted service-disabled
 permission-denied unauthenticated location-unsupported billing-required model-not-found model-retired
 method-not-supported api-version-mismatch invalid-argument invalid-json-payload empty-contents turn-order
@@ -20,7 +21,12 @@ token-limit-exceeded payload-too-large function-schema-invalid response-schema-i
 unsupported-mime-type file-not-active cached-content-invalid rate-limit-exceeded quota-daily-exhausted
 quota-zero-limit vertex-quota-exhausted internal-error model-overloaded deadline-exceeded request-cancelled
 connection-reset dns-or-connect-failure tls-or-proxy-error client-timeout streaming-usage-error sdk-mismatch
-safety-blocked recitation-blocked max-tokens-truncated malformed-function-call empty-response""".split()
+safety-blocked recitation-blocked max-tokens-truncated malformed-function-call empty-response
+api-key-type-unsupported thought-signature-missing live-api-closed live-session-limit batch-job-failed
+image-generation-no-image schema-too-complex too-many-tool-calls file-upload-failed
+code-assist-project-required""".split()
+# The families of 2025-2026 (the last section of kb-coverage.md).
+FAMILIES_2025_2026 = tuple(COVERAGE_IDS[45:])
 
 GOOD = """---
 id: {id}
@@ -64,10 +70,23 @@ def shipped():
 
 
 def test_coverage_ids_match_the_shared_contract():
-    if not COVERAGE.exists():
-        pytest.skip("../shared/kb-coverage.md not present")
-    listed = re.findall(r"^\| ([a-z0-9-]+) \|", COVERAGE.read_text(), flags=re.M)
+    coverage = next((path for path in COVERAGE_CANDIDATES if path.exists()), None)
+    if coverage is None:
+        pytest.skip("shared/kb-coverage.md not present")
+    listed = re.findall(r"^\| ([a-z0-9-]+) \|", coverage.read_text(encoding="utf-8"), flags=re.M)
     assert sorted(set(listed) - {"id"}) == sorted(COVERAGE_IDS)
+
+
+def test_the_contract_has_55_distinct_ids_and_the_guides_cover_them(shipped):
+    assert len(COVERAGE_IDS) == len(set(COVERAGE_IDS)) == 55
+    assert sorted(set(COVERAGE_IDS) - set(shipped)) == []
+
+
+def test_every_coverage_id_is_an_entry_of_the_built_knowledge_base(kb):
+    missing = [entry_id for entry_id in COVERAGE_IDS if entry_id not in kb.entries]
+    assert missing == []
+    for entry_id in COVERAGE_IDS:
+        assert kb.entries[entry_id].title
 
 
 @pytest.mark.parametrize("entry_id", COVERAGE_IDS)
@@ -134,3 +153,36 @@ def test_id_must_match_file_name_and_related_ids_must_exist(tmp_path):
     write(tmp_path, "fam-x.md", text.replace("id: fam-a", "id: fam-x"))
     _, problems = load_guides([tmp_path], root=tmp_path)
     assert [str(p) for p in problems] == ["fam-x.md:7: related id 'nope' does not exist"]
+
+
+MODELS_GUIDE = GOOD.replace(
+    '    - "{message}"\n---',
+    '    - "{message}"\nmodels:\n{rows}\n---',
+)
+
+
+def test_every_lifecycle_row_must_name_its_source(tmp_path):
+    rows = (
+        '  - {name: old-model-1, status: retired, date: 2025-01-01, source: "https://x (read 2026-11-29)"}\n'
+        "  - {name: old-model-2, status: retired, date: 2025-01-01, replacement: new-model}\n"
+        '  - {name: old-model-3, status: limited, date: null, replacement: new-model, source: "  "}'
+    )
+    path = write(tmp_path, "fam-a.md", MODELS_GUIDE.format(id="fam-a", message="boom", rows=rows))
+    _, problems = parse_guide(path, "fam-a.md")
+    messages = [p.message for p in problems]
+    assert any("old-model-2 needs a source" in m for m in messages), messages
+    assert any("old-model-3 needs a source" in m for m in messages), messages
+    assert not any("old-model-1" in m for m in messages)
+
+
+def test_shipped_lifecycle_rows_have_sources_and_parse_the_fields_the_matcher_reads(shipped):
+    models = shipped["model-retired"].models
+    assert len(models) >= 80
+    for m in models:
+        assert m.source and re.search(r"\(read \d{4}-\d{2}-\d{2}\)", m.source), m.name
+        assert m.status in ("retired", "deprecated", "limited"), m.name
+        assert m.date is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", m.date), m.name
+    by_name = {m.name: m for m in models}
+    # Official status on 2026-11-29: closed to new users, not deprecated, no shutdown date.
+    assert by_name["gemini-2.5-pro"].status == "limited" and by_name["gemini-2.5-pro"].date is None
+    assert by_name["gemini-2.5-flash-preview-05-20"].date == "2025-11-18"

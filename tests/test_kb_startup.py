@@ -15,9 +15,10 @@ import pytest
 
 from bot.cli import main
 from bot.state import StateDB
+from ingest.bootstrap import staleness
 from ingest.build import build
 from kb.settings import GUIDES_DIR
-from kb.store import PROJECT_ROOT, staleness
+from kb.store import PROJECT_ROOT
 from tests.bot_harness import RATE_ERROR
 
 

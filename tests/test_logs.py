@@ -145,6 +145,6 @@ def test_serve_logs_json_lines_without_the_pasted_key(kb_path: Path, tmp_path: P
     )
     assert done.returncode in (0, 1), done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines()]
-    assert any(r["logger"] == "bot.slash" and r.get("typed_key") is True for r in records), done.stderr
+    assert any(r["logger"] == "bot.checker" and r.get("typed_key") is True for r in records), done.stderr
     assert LEAKED_KEY not in done.stderr and LEAKED_KEY not in done.stdout
     assert "api-key-invalid" in done.stdout

@@ -53,6 +53,9 @@ def _make(kind: str, rnd: random.Random) -> Secret:
     if kind == "google-api-key":
         value = "AIzaSy" + pick(33, ALNUM + "_-")
         text = value
+    elif kind == "google-auth-key":
+        value = "AQ.Ab8R" + pick(46, ALNUM + "_-")
+        text = value
     elif kind == "oauth-token":
         value = "ya29.a0" + pick(80, ALNUM + "_-")
         text = value
@@ -90,6 +93,7 @@ def _make(kind: str, rnd: random.Random) -> Secret:
 
 KINDS = (
     "google-api-key",
+    "google-auth-key",
     "oauth-token",
     "slack-bot-token",
     "slack-user-token",
@@ -100,7 +104,14 @@ KINDS = (
     "api-key-header",
     "env-assignment",
 )
-ONE_WORD = ("google-api-key", "oauth-token", "slack-bot-token", "slack-user-token", "slack-app-token")
+ONE_WORD = (
+    "google-api-key",
+    "google-auth-key",
+    "oauth-token",
+    "slack-bot-token",
+    "slack-user-token",
+    "slack-app-token",
+)
 
 
 class Corpus:

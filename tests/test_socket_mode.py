@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import BotSettings, GeminiBot, build_app
+from bot.app import GeminiBot, build_app
 from bot.socket_mode import PING_INTERVAL_S, PING_TIMEOUT_S, SocketMode, SocketModeError
 from bot.state import StateDB
+from kb.settings import BotSettings
 from kb.store import KnowledgeBase
 from tests.bot_harness import KEY_ERROR, RATE_ERROR, TOKEN
 from tests.slack_stub import SlackStub, event_callback, message_event

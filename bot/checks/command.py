@@ -1,54 +1,51 @@
-"""`gemini-kb check [key [KEY] | endpoint [URL] | model NAME]`: a thin adapter over `run_checks`."""
+"""`gemini-kb check [NAME [ARG]]`: a thin adapter over `run_checks`; the checks and their arguments come
+from the registry (`bot.checks.registry`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from bot.checks.target import BASE_URL_ENV, DEFAULT_BASE_URL, TargetRefused, allow_private_from_env, parse_target
+from bot.checks.registry import CHECKS, default_kinds
+from bot.checks.target import TargetRefused, parse_target
+from bot.cli_errors import EXIT_FAIL, EXIT_OK, UsageError, open_from_args
+from kb.settings import BASE_URL_ENV, DEFAULT_BASE_URL
 
-KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 120.0
-EXIT_OK, EXIT_FAIL = 0, 1
 
 
-def configured_key(env: dict[str, str] | None = None) -> str | None:
-    """The key from GEMINI_API_KEY, else GOOGLE_API_KEY (the order google-genai documents)."""
-    env = dict(os.environ) if env is None else env
-    return next((env[name].strip() for name in KEY_ENVS if env.get(name, "").strip()), None)
-
-
-def _plan(args: argparse.Namespace) -> tuple[list[str], str | None, str | None, str | None]:
+def _plan(args: argparse.Namespace) -> tuple[list[str], str | None, str, str | None]:
     """(kinds, key, base URL, model) from the arguments; UsageError when they make no sense."""
-    from bot.cli import UsageError
-
+    bot = args.settings.bot
     what, arg = args.what, args.arg
-    base_url = args.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-    key, model = configured_key(), None
+    base_url = args.base_url or bot.base_url
     if what is None:
-        return ["key", "endpoint"], key, base_url, None
-    if what == "key":
+        return list(default_kinds()), bot.team_key, base_url, None
+    spec = CHECKS.get(what)
+    if spec is None:
+        names = ", ".join(CHECKS)
+        raise UsageError(f"unknown check {what!r}: choose {names} (or none for key + endpoint)")
+    if spec.arg_required and not arg:
+        raise UsageError(f"check {spec.name} needs {spec.arg_help}")
+    if arg and spec.arg is None:
+        raise UsageError(f"check {spec.name} takes no argument")
+    key = bot.team_key
+    if spec.arg == "key":
         if arg == "-":
             arg = sys.stdin.readline().strip() or None
-        return ["key"], arg or key, base_url, None
-    if what == "endpoint":
-        return ["endpoint"], None, arg or base_url, None
-    if what == "model":
-        if not arg:
-            raise UsageError("check model needs a model name, e.g. 'gemini-kb check model gemini-2.5-flash'")
-        model = arg
-        return ["model"], key, base_url, model
-    raise UsageError(f"unknown check {what!r}: choose key, endpoint or model (or none for key + endpoint)")
+        key = arg or key
+    elif spec.arg == "base_url":
+        base_url = arg or base_url
+    model = arg if spec.arg == "model" else None
+    return [spec.name], (None if spec.name == "endpoint" else key), base_url, model
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     # google-genai takes about a second to import: only `check` pays for it, not every gemini-kb command.
     from bot.checks.render import report_text
     from bot.checks.runner import run_checks
-    from bot.cli import UsageError, open_from_args
 
     if not 0 < args.timeout <= MAX_TIMEOUT:
         raise UsageError(f"--timeout must be between 0 and {MAX_TIMEOUT:g} seconds")
@@ -67,7 +64,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         deep=args.deep,
         kb=kb,
-        allow_private=allow_private_from_env(),
+        allow_private=args.settings.bot.allow_private,
     )
     if args.json:
         json.dump(report.as_dict(), sys.stdout, indent=2, ensure_ascii=False)
@@ -78,16 +75,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    names = ",".join(CHECKS)
+    args = "|".join(dict.fromkeys(s.arg_name for s in CHECKS.values() if s.arg))
+    described = "; ".join(f"'{s.usage}': {s.help}" for s in CHECKS.values())
     p = sub.add_parser(
         "check",
-        help="check an API key, the endpoint, or a model",
-        description="Check the Gemini API from here: 'key [KEY]' lists models with the key, 'endpoint [URL]' "
-        "tests DNS, TCP, TLS and HTTP, 'model NAME' gets a model. Without a subcommand: key and endpoint. "
+        help="check an API key, the endpoint, a model, or the served models against the lifecycle table",
+        description=f"Check the Gemini API from here. {described}. Without a subcommand: key and endpoint. "
         "The key comes from the argument ('-' reads it from standard input), else GEMINI_API_KEY, else "
         "GOOGLE_API_KEY; it is shown masked only. Exit status: 0 all passed, 1 a check failed, 2 bad usage.",
     )
-    p.add_argument("what", nargs="?", metavar="{key,endpoint,model}", help="which check (default: key and endpoint)")
-    p.add_argument("arg", nargs="?", metavar="KEY|URL|NAME", help="the key, endpoint URL or model name")
+    p.add_argument("what", nargs="?", metavar=f"{{{names}}}", help="which check (default: key and endpoint)")
+    p.add_argument("arg", nargs="?", metavar=args, help="the key, endpoint URL or model name")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--timeout",

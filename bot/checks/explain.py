@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from bot.checks.result import CheckResult
 from kb.matcher import match
-from kb.redact import mask, redact
+from kb.redact import scrub
 from kb.store import KnowledgeBase
 
 FIX_STEPS = 3
-
-
-def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` with the given secrets masked and any other secret-shaped string redacted."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, mask(secret))
-    return redact(text)[0]
 
 
 def failed(

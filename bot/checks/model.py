@@ -8,7 +8,7 @@ from google.genai import errors, types
 from rapidfuzz import fuzz, process, utils
 
 from bot.checks.explain import ms_since
-from bot.checks.key import TRANSPORT_ERRORS, KeySession, sdk_failure
+from bot.checks.key import PAGE_SIZE, TRANSPORT_ERRORS, KeySession, sdk_failure
 from bot.checks.result import CheckResult
 from kb.store import KnowledgeBase
 
@@ -71,7 +71,7 @@ def _suggest(result: CheckResult, name: str, session: KeySession) -> None:
     """Add the closest model names the key can see to a 404 result."""
     if session.models is None:
         try:
-            session.models = list(session.client.models.list(config={"page_size": 1000}))
+            session.models = list(session.client.models.list(config={"page_size": PAGE_SIZE}))
         except (errors.APIError, *TRANSPORT_ERRORS):
             result.detail += "; the model list is not available either"
             return

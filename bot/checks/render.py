@@ -29,6 +29,7 @@ def _step(number: int, step: str, width: int) -> list[str]:
                 max(20, width - 6),
                 initial_indent=first + ("  " if i else ""),
                 subsequent_indent="       " if i else "     ",
+                break_on_hyphens=False,  # a model id or URL is never cut at its hyphens
             )
             or [first]
         )
@@ -46,7 +47,7 @@ def report_text(report: CheckReport, *, width: int | None = None) -> str:
     lines.append(f"{'check':<{name_w}}  {'':<4}  {'time':>{time_w}}  detail")
     lines.append(f"{'-' * name_w}  {'-' * 4}  {'-' * time_w}  {'-' * min(detail_w, 40)}")
     for name, status, latency, detail in rows:
-        wrapped = textwrap.wrap(detail, detail_w) or [""]
+        wrapped = textwrap.wrap(detail, detail_w, break_on_hyphens=False) or [""]
         lines.append(f"{name:<{name_w}}  {status:<4}  {latency:>{time_w}}  {wrapped[0]}")
         indent = " " * (name_w + time_w + 4 + 2 * 3)
         lines.extend(indent + more for more in wrapped[1:])

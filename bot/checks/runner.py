@@ -1,26 +1,27 @@
-"""Run the requested checks with bounded time: the one entry point for the CLI and the Slack bot."""
+"""Run the requested checks with bounded time: the one entry point for the CLI and the Slack bot.
+
+Which checks exist and what each needs comes from `bot.checks.registry`: the checks that need a key
+share one google-genai session and run one after another (the key check first); the others run beside them.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
-from bot.checks.endpoint import check_endpoint
-from bot.checks.explain import failed, scrub
-from bot.checks.key import KeySession, check_key, missing_key
-from bot.checks.model import check_model, short_name
+from bot.checks.explain import failed
+from bot.checks.key import KeySession, missing_key
+from bot.checks.model import short_name
+from bot.checks.registry import CHECKS, CheckRun
 from bot.checks.result import CheckReport, CheckResult
-from bot.checks.target import BASE_URL_ENV, DEFAULT_BASE_URL, TargetRefused, allow_private_from_env, parse_target
-from kb.redact import mask
+from bot.checks.target import TargetRefused, parse_target
+from kb.redact import mask, scrub
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
-KINDS = ("key", "endpoint", "model")
-ENDPOINT_PHASES = 5  # dns, tcp, tunnel, tls, http: each bounded by `timeout`
-KEY_CALLS = 4  # list (maybe two pages), get, count_tokens
+KINDS = tuple(CHECKS)
 GRACE_S = 1.0
 
 
@@ -28,53 +29,53 @@ def run_checks(
     kinds: list[str],
     *,
     key: str | None,
-    base_url: str | None,
+    base_url: str,
     model: str | None,
     timeout: float,
     deep: bool,
     kb: KnowledgeBase | None,
-    allow_private: bool | None = None,
+    allow_private: bool = False,
 ) -> CheckReport:
-    """Run `kinds` (key, endpoint, model) concurrently; every call is bounded by `timeout` seconds.
+    """Run `kinds` (see `CHECKS`) concurrently; every network step is bounded by `timeout` seconds.
 
-    `base_url` defaults to $GEMINI_BASE_URL, then the public Gemini API; `allow_private` to
-    $GEMINI_CHECK_ALLOW_PRIVATE. The key is used for these calls only and appears masked in the report.
+    `base_url` and `allow_private` come from the settings (GEMINI_BASE_URL, GEMINI_CHECK_ALLOW_PRIVATE).
+    The key is used for these calls only and appears masked in the report.
     """
-    unknown = [k for k in kinds if k not in KINDS]
+    unknown = [k for k in kinds if k not in CHECKS]
     if unknown or not kinds:
         raise ValueError(f"unknown check kind(s) {unknown or kinds}; choose from {', '.join(KINDS)}")
     if timeout <= 0:
         raise ValueError("timeout must be positive")
-    base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip()
-    allow = allow_private_from_env() if allow_private is None else allow_private
+    base_url = base_url.strip()
     key = (key or "").strip() or None
     report = CheckReport(target=_target(kinds, key, base_url, model))
     log.info("running checks %s for %s", ",".join(kinds), report.target)
+    run = CheckRun(key, base_url, model, timeout, deep, kb, allow_private)
 
-    jobs: dict[str, tuple[Callable[[], list[CheckResult]], float]] = {}
-    if "endpoint" in kinds:
-        jobs["endpoint"] = (
-            lambda: check_endpoint(base_url, timeout=timeout, kb=kb, allow_private=allow),
-            timeout * ENDPOINT_PHASES + GRACE_S,
-        )
-    if "key" in kinds or "model" in kinds:
-        jobs["api"] = (
-            lambda: _api_checks(kinds, key, base_url, model, timeout, deep, kb, allow),
-            timeout * KEY_CALLS + GRACE_S,
-        )
-    label = {"api": "key" if "key" in kinds else "model"}  # what an abandoned api job is reported as
-    outcomes = _run_bounded(jobs, kb, label, secrets=(key,) if key else ())
-    by_kind = {"endpoint": outcomes.get("endpoint", []), "key": [], "model": []}
-    for result in outcomes.get("api", []):
-        by_kind["model" if result.name.startswith("model") else "key"].append(result)
+    jobs: dict[str, tuple[Callable[[], dict[str, list[CheckResult]]], float]] = {}
     for kind in kinds:
-        report.results.extend(by_kind[kind])
+        spec = CHECKS[kind]
+        if not spec.needs_key:
+            jobs[kind] = (lambda spec=spec: {spec.name: spec.run(run)}, timeout * spec.calls + GRACE_S)
+    keyed = [k for k in kinds if CHECKS[k].needs_key]
+    if keyed:
+        keyed.sort(key=lambda k: k != "key")  # the key check first: when it fails the others are not run
+        jobs["api"] = (lambda: _api_checks(keyed, run), timeout * sum(CHECKS[k].calls for k in keyed) + GRACE_S)
+    outcomes = _run_bounded(jobs, kb, label={"api": keyed[0] if keyed else "api"}, secrets=(key,) if key else ())
+    by_kind: dict[str, list[CheckResult]] = {}
+    for name, found in outcomes.items():
+        if isinstance(found, dict):
+            by_kind.update(found)
+        else:  # a crashed or abandoned job: reported under its first check
+            by_kind[keyed[0] if name == "api" else name] = found
+    for kind in kinds:
+        report.results.extend(by_kind.get(kind, []))
     return report
 
 
 def _target(kinds: list[str], key: str | None, base_url: str, model: str | None) -> str:
     parts = []
-    if "key" in kinds or "model" in kinds:
+    if any(CHECKS[k].needs_key for k in kinds):
         parts.append(f"key {mask(key) if key else '(none)'}")
     parts.append(base_url)
     if "model" in kinds and model:
@@ -82,55 +83,46 @@ def _target(kinds: list[str], key: str | None, base_url: str, model: str | None)
     return " · ".join(parts)
 
 
-def _api_checks(
-    kinds: list[str],
-    key: str | None,
-    base_url: str,
-    model: str | None,
-    timeout: float,
-    deep: bool,
-    kb: KnowledgeBase | None,
-    allow: bool,
-) -> list[CheckResult]:
-    """The key check and/or the model check, sharing one client (kept alive until both are done)."""
-    names = [k for k in ("key", "model") if k in kinds]
-    if key is None:
-        return [
-            missing_key(kb) if n == "key" else CheckResult("model", False, None, "not run: no API key") for n in names
-        ]
+def _api_checks(kinds: list[str], run: CheckRun) -> dict[str, list[CheckResult]]:
+    """The checks that need a key, sharing one client (kept alive until all are done)."""
+    if run.key is None:
+        return {
+            n: [missing_key(run.kb) if n == "key" else CheckResult(n, False, None, "not run: no API key")]
+            for n in kinds
+        }
     try:
-        target = parse_target(base_url, allow_private=allow, allow_http=True)
+        target = parse_target(run.base_url, allow_private=run.allow_private, allow_http=True)
     except TargetRefused as exc:
-        return [CheckResult(n, False, 0.0, str(exc), data={"url": base_url}) for n in names]
-    if "model" in kinds and not (model or "").strip():
-        return [CheckResult("model", False, None, "no model name given (e.g. gemini-2.5-flash)")]
-    session = KeySession(key, target.url, timeout)
+        return {n: [CheckResult(n, False, 0.0, str(exc), data={"url": run.base_url})] for n in kinds}
+    session = KeySession(run.key, target.url, run.timeout)
+    shared = CheckRun(**{**run.__dict__, "session": session})
     try:
-        results: list[CheckResult] = []
-        if "key" in kinds:
-            results.append(check_key(session, kb))
-            if not results[-1].ok and "model" in kinds:
-                results.append(CheckResult("model", False, None, "not run: the key check failed"))
-                return results
-        if "model" in kinds:
-            results.extend(check_model(model or "", session, kb, deep=deep))
+        results: dict[str, list[CheckResult]] = {}
+        for kind in kinds:
+            if kind != "key" and not all(r.ok for r in results.get("key", [])):
+                results[kind] = [CheckResult(kind, False, None, "not run: the key check failed")]
+                continue
+            results[kind] = CHECKS[kind].run(shared)
         return results
     finally:
         session.close()
 
 
+Outcome = dict[str, list[CheckResult]] | list[CheckResult]
+
+
 def _run_bounded(
-    jobs: dict[str, tuple[Callable[[], list[CheckResult]], float]],
+    jobs: dict[str, tuple[Callable[[], dict[str, list[CheckResult]]], float]],
     kb: KnowledgeBase | None,
     label: dict[str, str],
     *,
     secrets: tuple[str, ...] = (),
-) -> dict[str, list[CheckResult]]:
+) -> dict[str, Outcome]:
     """Run each job in a daemon thread; a job past its budget is reported, not waited for."""
-    outcomes: dict[str, list[CheckResult]] = {}
+    outcomes: dict[str, Outcome] = {}
     threads: dict[str, threading.Thread] = {}
 
-    def runner(name: str, job: Callable[[], list[CheckResult]]) -> None:
+    def runner(name: str, job: Callable[[], dict[str, list[CheckResult]]]) -> None:
         try:
             outcomes[name] = job()
         except Exception as exc:  # a bug in a check must not take the bot down; say what happened

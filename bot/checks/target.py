@@ -8,13 +8,11 @@ metadata service are refused unless `GEMINI_CHECK_ALLOW_PRIVATE=1` (tests, corpo
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-BASE_URL_ENV = "GEMINI_BASE_URL"
-ALLOW_PRIVATE_ENV = "GEMINI_CHECK_ALLOW_PRIVATE"
+from kb.settings import DEFAULT_BASE_URL
+
 # Names that reach the host itself or the cloud metadata service whatever they resolve to.
 REFUSED_NAMES = ("localhost", "localhost.localdomain", "metadata", "metadata.google.internal", "instance-data")
 REFUSED_SUFFIXES = (".localhost", ".internal", ".local")
@@ -37,12 +35,6 @@ class Target:
     @property
     def is_default(self) -> bool:
         return self.host == urlsplit(DEFAULT_BASE_URL).hostname
-
-
-def allow_private_from_env(env: dict[str, str] | None = None) -> bool:
-    """Whether `GEMINI_CHECK_ALLOW_PRIVATE` permits private, loopback and link-local targets."""
-    value = (os.environ if env is None else env).get(ALLOW_PRIVATE_ENV, "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def parse_target(url: str, *, allow_private: bool, allow_http: bool = False) -> Target:

@@ -1,8 +1,0 @@
-"""The subcommand groups beyond the knowledge-base core, each owned by its module."""
-
-from __future__ import annotations
-
-from bot import ask, serve
-from bot.checks import command as check_command
-
-REGISTRARS = [ask.register, check_command.register, serve.register]
