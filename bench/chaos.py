@@ -285,53 +285,63 @@ def socket_mode(drops: int) -> dict[str, object]:
         env = bot_env(slack.api_url, kb_path, Path(tmp) / "state.sqlite")
         env["SLACK_APP_TOKEN"] = APP_TOKEN
         proc = _spawn(env, [])
-        if not ws.wait_connected(timeout=60):
-            raise SystemExit("Socket Mode never connected")
-        recover_s: list[float] = []
-        sent = 0
+        try:
+            return _socket_mode_run(proc, ws, slack, drops)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
-        def answer_after(since: float) -> float:
-            nonlocal sent
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # Slack keeps sending; an event counts once it is answered
-                channel = f"D0SOCK{sent:04d}"
-                sent += 1
-                envelope = events_api_envelope(
-                    event_callback(message_event(CHATTER[0], channel=channel, channel_type="im"))
-                )
-                with contextlib.suppress(Exception):  # sent to a dead connection: Slack would retry it elsewhere
-                    ws.push(envelope)
-                if slack.wait_for(
-                    lambda ch=channel: any(c.params["channel"] == ch for c in slack.calls("chat.postMessage")),
-                    timeout=1.0,
-                ):
-                    return time.monotonic() - since
-            return float("inf")
 
-        for i in range(drops):
-            ws.wait_connected(count=i + 1)
-            ws.blackhole()
-            recover_s.append(round(answer_after(time.monotonic()), 2))
-        cpu_before = _cpu_seconds(proc.pid)
-        # A disconnect warning, then envelopes at once: acks must not wait for the reconnect.
-        warned = ws.ask_to_reconnect("warning")
-        pushed_at: dict[str, float] = {}
-        for n in range(20):
+def _socket_mode_run(proc: subprocess.Popen, ws: SocketStub, slack: SlackStub, drops: int) -> dict[str, object]:
+    """Silent drops, then a disconnect warning, against a running Socket Mode bot."""
+    if not ws.wait_connected(timeout=60):
+        raise SystemExit("Socket Mode never connected")
+    recover_s: list[float] = []
+    sent = 0
+
+    def answer_after(since: float) -> float:
+        nonlocal sent
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # Slack keeps sending; an event counts once it is answered
+            channel = f"D0SOCK{sent:04d}"
+            sent += 1
             envelope = events_api_envelope(
-                event_callback(message_event(CHATTER[1], channel=f"D0WARN{n:04d}", channel_type="im"))
+                event_callback(message_event(CHATTER[0], channel=channel, channel_type="im"))
             )
-            pushed_at[envelope["envelope_id"]] = time.time()
-            try:  # the first ten on the connection that was warned, while it is still open
-                ws.push(envelope, warned if n < 10 else None)
-            except ConnectionClosed:  # the client closed it already: Slack would deliver on the new one
-                ws.wait_connected(count=2, timeout=10)
+            with contextlib.suppress(Exception):  # sent to a dead connection: Slack would retry it elsewhere
                 ws.push(envelope)
-            time.sleep(0.05)
-        ws.wait_for(lambda: all(ws.acked(e) for e in pushed_at), timeout=10)
-        ack_ms = [(ws.acked(e).at - t) * 1000 for e, t in pushed_at.items() if ws.acked(e)]
-        cpu = _cpu_seconds(proc.pid) - cpu_before
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(30)
+            if slack.wait_for(
+                lambda ch=channel: any(c.params["channel"] == ch for c in slack.calls("chat.postMessage")),
+                timeout=1.0,
+            ):
+                return time.monotonic() - since
+        return float("inf")
+
+    for i in range(drops):
+        ws.wait_connected(count=i + 1)
+        ws.blackhole()
+        recover_s.append(round(answer_after(time.monotonic()), 2))
+    cpu_before = _cpu_seconds(proc.pid)
+    # A disconnect warning, then envelopes at once: acks must not wait for the reconnect.
+    warned = ws.ask_to_reconnect("warning")
+    pushed_at: dict[str, float] = {}
+    for n in range(20):
+        envelope = events_api_envelope(
+            event_callback(message_event(CHATTER[1], channel=f"D0WARN{n:04d}", channel_type="im"))
+        )
+        pushed_at[envelope["envelope_id"]] = time.time()
+        try:  # the first ten on the connection that was warned, while it is still open
+            ws.push(envelope, warned if n < 10 else None)
+        except ConnectionClosed:  # the client closed it already: Slack would deliver on the new one
+            ws.wait_connected(count=2, timeout=10)
+            ws.push(envelope)
+        time.sleep(0.05)
+    ws.wait_for(lambda: all(ws.acked(e) for e in pushed_at), timeout=10)
+    ack_ms = [(ws.acked(e).at - t) * 1000 for e, t in pushed_at.items() if ws.acked(e)]
+    cpu = _cpu_seconds(proc.pid) - cpu_before
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(30)
     return {
         "silent_drops": drops,
         "drop_to_answer_s": recover_s,

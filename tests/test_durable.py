@@ -153,12 +153,20 @@ def _replies_per_channel(slack: SlackStub) -> dict[str, int]:
 
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
 def test_acknowledged_events_survive_a_crash_or_a_stop_and_are_answered_once(
-    kb_path: Path, slack: SlackStub, tmp_path: Path, how: str
+    kb_path: Path, slack: SlackStub, tmp_path: Path, how: str, backend: str, state_target: str, make_state
 ):
+    """On both state back ends: the SQLite file, and PostgreSQL (GEMINI_KB_STATE_URL)."""
     events = 40
     slack.script("chat.postMessage", *[Scripted(delay=0.5)] * events)  # replies in flight when the blow comes
-    state = tmp_path / "state.sqlite"
-    env = serve_env(kb_path, state, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url)
+    where = {"GEMINI_KB_STATE_URL": state_target} if backend == "postgresql" else {}
+    env = serve_env(
+        kb_path,
+        Path(state_target) if backend == "sqlite" else tmp_path / "unused.sqlite",
+        SLACK_BOT_TOKEN=TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=slack.api_url,
+        **where,
+    )
     port = free_port()
     first = ServeProcess(["--http", "--port", str(port)], env)
     try:
@@ -184,7 +192,7 @@ def test_acknowledged_events_survive_a_crash_or_a_stop_and_are_answered_once(
             time.sleep(2.5)  # a duplicate would land now
             counts = _replies_per_channel(slack)
             assert {c: n for c, n in counts.items() if n != 1} == {}
-            assert _open_jobs(state) == 0
+            assert make_state().pending_count() == 0
         finally:
             second.proc.send_signal(signal.SIGTERM)
             assert second.wait(15) == 0
