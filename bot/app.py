@@ -28,8 +28,9 @@ from bot import blocks, slash
 from bot.checker import Checker
 from bot.durable import DRAIN_S, DurableWork, Posted, incoming_of
 from bot.service import AnswerService, Context
+from bot.slack_context import SlackFetcher
 from bot.slack_curation import SlackCuration
-from bot.slack_events import Incoming, classify
+from bot.slack_events import Incoming, Trigger, classify, from_shortcut
 from bot.state import StateBase
 from bot.state_contract import PendingJob
 from kb.redact import redact
@@ -39,6 +40,7 @@ from kb.store import KnowledgeBase
 log = logging.getLogger(__name__)
 
 LISTENER_THREADS = 16
+DIAGNOSE_SHORTCUT = "diagnose_error"  # the message shortcut's callback_id (bot/manifest.yaml)
 SLACK_TIMEOUT_S = 10
 
 
@@ -180,6 +182,7 @@ class GeminiBot:
         # App Home queue, ✅/👎 reactions, Add to KB, weekly digest
         self.curation = SlackCuration(self.service, settings, client=lambda: self.app.client, finished=self._finished)
         self.work = DurableWork(state)  # acknowledged messages are pending jobs until answered (bot.durable)
+        self._bot_ids: tuple[str | None, str | None] | None = None  # (bot user id, bot id), for resumed jobs
         self._done = threading.Condition()
         self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
         self._listeners = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener")
@@ -199,9 +202,10 @@ class GeminiBot:
             )
         finally:
             bolt_log.removeFilter(quiet)
+        self.fetcher = SlackFetcher(token=settings.bot_token, api_url=self.app.client.base_url)
         self._register()
         self.curation.digest.start()
-        self.work.start(lambda job: self._answer(incoming_of(job), job, self.app.client, time.perf_counter()))
+        self.work.start(self._resume)
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -216,6 +220,10 @@ class GeminiBot:
         app.action(blocks.ACTION_RUN_CHECK)(self._on_run_check)
         app.action(blocks.ACTION_CANDIDATES)(self._on_candidates)
         app.action(blocks.ACTION_SHOW_ENTRY)(self._on_show_entry)
+        app.action(blocks.ACTION_FEEDBACK)(self._on_feedback_buttons)
+        app.action(blocks.ACTION_ESCALATE)(self._on_escalate)
+        app.view(blocks.FEEDBACK_VIEW)(self._on_feedback_reason)
+        app.shortcut(DIAGNOSE_SHORTCUT)(self._on_diagnose)
         slash.register(app, self.service)
         self.curation.register(app)
         app.error(self._on_error)
@@ -247,25 +255,6 @@ class GeminiBot:
     def _on_mention(self, body, context, client) -> None:
         self._on_event("app_mention", body, context, client)
 
-    def _admit(self, body: dict, context, next) -> None:
-        """Before Slack gets its ack: a message worth considering becomes a pending job (bot.durable)."""
-        event = body.get("event") if body.get("type") == "event_callback" else None
-        if isinstance(event, dict) and event.get("type") in ("message", "app_mention"):
-            try:
-                incoming, _ = classify(
-                    event,
-                    event_type=event["type"],
-                    event_id=body.get("event_id"),
-                    bot_user_id=context.bot_user_id,
-                    bot_id=context.bot_id,
-                )
-            except Exception:  # a payload the listener cannot handle either: it fails there, logged once
-                incoming = None
-            if incoming is not None:
-                # None: already claimed (a Slack retry, or the other event of a mention)
-                context["job"] = self.work.admit(incoming)
-        next()
-
     def _on_event(self, event_type: str, body: dict, context, client: WebClient) -> None:
         start = time.perf_counter()
         try:
@@ -293,24 +282,74 @@ class GeminiBot:
                     extra={"event_id": incoming.event_id, "ms": _ms(start)},
                 )
                 return
-            self.work.run(job, lambda job: self._answer(incoming, job, client, start))
+            self.work.run(job, lambda job: self._answer(incoming, client, start, context, job=job))
         finally:
             self._finished()
 
-    def _answer(self, incoming: Incoming, job: PendingJob, client: WebClient, start: float) -> bool:
-        """Warn about secrets, answer, note the answer; True when the job is done, False to retry it later."""
-        # The job is the claim (it may be resumed by another process): the service must not claim again.
-        ctx = dataclasses.replace(incoming.context(), deduplicated=True)
-        answer = self.service.answer(incoming.text, ctx)
+    # -- durable work (bot.durable): the three hooks ------------------------------------------
+
+    def _admit(self, body: dict, context, next) -> None:
+        """Before Slack gets its ack: a message worth considering becomes a pending job (bot.durable)."""
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        if isinstance(event, dict) and event.get("type") in ("message", "app_mention"):
+            self._bot_ids = (context.bot_user_id, context.bot_id)
+            try:
+                incoming, _ = classify(
+                    event,
+                    event_type=event["type"],
+                    event_id=body.get("event_id"),
+                    bot_user_id=context.bot_user_id,
+                    bot_id=context.bot_id,
+                )
+            except Exception:  # a payload the listener cannot handle either: it fails there, logged once
+                incoming = None
+            if incoming is not None:
+                # None: already claimed (a Slack retry, or the other event of a mention)
+                context["job"] = self.work.admit(incoming)
+        next()
+
+    def _resume(self, job: PendingJob) -> bool:
+        """A job taken over from a process that died (or a retry): answered like a fresh event."""
+        if self._bot_ids is None:
+            auth = self.app.client.auth_test()
+            self._bot_ids = (auth.get("user_id"), auth.get("bot_id"))
+        ids = dict(zip(("bot_user_id", "bot_id"), self._bot_ids, strict=True))
+        context = type("ResumeContext", (), ids)()
+        return self._answer(incoming_of(job), self.app.client, time.perf_counter(), context, job=job)
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _answer(
+        self, incoming: Incoming, client: WebClient, start: float, context, respond=None, job: PendingJob | None = None
+    ) -> bool:
+        """Warn about secrets, answer, note the answer. With a durable `job` (events), the job is the claim, so
+        the service does not claim again, and the result says whether the job is done (False: retry later)."""
+        ctx = incoming.context()
+        if job is not None:
+            ctx = dataclasses.replace(ctx, deduplicated=True)
+
+        def more() -> str:  # the thread's first message and text snippets; fetched once, after dedupe
+            return self.fetcher.extra_text(client, incoming, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
+
+        answer = self.service.answer(incoming.text, ctx, more=more)
         done = True
-        secrets = (answer.result.secret_kinds if answer.result else []) or job.secrets  # a resumed text is redacted
-        warned = not secrets or not self.service.warning_once(ctx)
-        if not warned and not self._post_ephemeral(client, incoming, blocks.secret_warning(secrets)):
-            self.service.warning_failed(ctx)  # sent again when the job is retried
-            done = False
+        secrets = list(answer.result.secret_kinds) if answer.warn_secret and answer.result is not None else []
+        if job is not None:  # a resumed job's text is redacted: the kinds were kept in the job
+            secrets = list(answer.result.secret_kinds if answer.result else []) or job.secrets
+            secrets = secrets if secrets and self.service.warning_once(ctx) else []
+        if secrets:
+            warned = incoming.author or incoming.user  # the one who posted the secret
+            sent = self._post_ephemeral(client, incoming, blocks.secret_warning(secrets), user=warned)
+            if sent is not True and job is not None:
+                self.service.warning_failed(ctx)  # sent again when the job is retried
+                done = False
+        if incoming.trigger is Trigger.SHORTCUT and answer.action != "answer" and respond is not None:
+            why = "I already answered this message in its thread." if answer.why == "already answered" else ""
+            respond(response_type="ephemeral", replace_original=False, text=why or "Nothing to diagnose here.")
+            return done
         if answer.action == "help":
             help_message = blocks.reply_message(self.service.run_command("help", None, ctx), self.kb)
-            return self._post(client, job, incoming, help_message)[0] is not Posted.RETRY and done
+            return self._reply(client, incoming, help_message, job)[1] and done
         if answer.action != "answer" or answer.result is None:
             log.info(
                 "no answer to %s event %s: %s",
@@ -321,18 +360,26 @@ class GeminiBot:
             )
             return done
         result, top = answer.result, answer.result.top
-        posted, ts = self._post(client, job, incoming, blocks.answer_message(result, self.kb))
-        if posted in (Posted.NEW, Posted.FOUND):
+        message = blocks.answer_message(result, self.kb, escalate=bool(self.settings.oncall_group))
+        if incoming.private:
+            posted, finished, new = self._post_ephemeral(client, incoming, message), True, True
+        else:
+            posted, finished, new = self._reply(client, incoming, message, job)
+        done = done and finished
+        if posted is False and respond is not None:
+            # Not a member of the channel (a shortcut works everywhere): answer the person privately instead.
+            respond(response_type="ephemeral", replace_original=False, **message.kwargs())
+        if isinstance(posted, str):  # a message in the thread: a ✅, 👎 or click on it is resolved through it
             self.service.curation.note_answer(
-                incoming.text,
+                answer.text or incoming.text,
                 result,
                 channel=incoming.channel,
-                ts=ts,
+                ts=posted,
                 paste_ts=incoming.ts,
                 thread_ts=incoming.reply_thread,
                 poster=incoming.user,
             )
-        if posted is Posted.NEW:  # said only once Slack confirmed the post
+        if posted not in (False, None) and new:  # said only once Slack confirmed this post
             ms = _ms(start)
             log.info(
                 "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
@@ -344,13 +391,16 @@ class GeminiBot:
                 ms,
                 extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
             )
-        return done and posted is not Posted.RETRY
+        return done
 
-    def _post(
-        self, client: WebClient, job: PendingJob, incoming: Incoming, message: blocks.SlackMessage
-    ) -> tuple[Posted, str | None]:
-        """Post in the message's thread at most once for `job` (bot.durable): what happened, and the ts."""
-        return self.work.post_once(
+    def _reply(
+        self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage, job: PendingJob | None
+    ) -> tuple[str | bool | None, bool, bool]:
+        """Post in the message's thread: (as `_post`, whether the job is done, whether this call posted it).
+        With a job, at most once across attempts and processes (bot.durable: metadata, then a look-up)."""
+        if job is None:
+            return self._post(client, incoming, message), True, True
+        posted, ts = self.work.post_once(
             client,
             job,
             channel=incoming.channel,
@@ -359,20 +409,56 @@ class GeminiBot:
             unfurl_media=False,
             **message.kwargs(),
         )
+        if posted is Posted.RETRY:
+            return None, False, False
+        if posted is Posted.FAILED:
+            return False, True, False
+        return ts or True, True, posted is Posted.NEW
 
-    def _post_ephemeral(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> bool:
-        """True when Slack took it. A failed warning is sent again on the job's retry (a second warning is
-        better than none: the poster must rotate the key)."""
+    def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> str | bool | None:
+        """Post in the message's thread: the posted message's ts when posted (True if Slack gave none); False
+        when Slack refused it; None when it may have been posted (never repeat)."""
+        try:
+            response = client.chat_postMessage(
+                channel=incoming.channel,
+                thread_ts=incoming.reply_thread,
+                unfurl_links=False,
+                unfurl_media=False,
+                **message.kwargs(),
+            )
+            return response.get("ts") or True
+        except SlackApiError as exc:  # after the retries SlackRetryHandler allows
+            log.error(
+                "chat.postMessage to %s failed (HTTP %s): %s; reply not posted",
+                incoming.channel,
+                exc.response.status_code,
+                exc.response.get("error"),
+            )
+            return False
+        except (OSError, HTTPException) as exc:  # no answer in time, or the connection dropped
+            log.error(
+                "chat.postMessage to %s: %s before Slack answered; not retried (Slack may have posted it)",
+                incoming.channel,
+                type(exc).__name__,
+            )
+            return None
+
+    def _post_ephemeral(
+        self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage, *, user: str | None = None
+    ) -> bool | None:
+        """As `_post`: True when posted, False when refused, None when it may have been posted."""
+        thread = incoming.reply_thread if incoming.trigger is Trigger.SHORTCUT else incoming.thread_ts
         try:
             client.chat_postEphemeral(
-                channel=incoming.channel, user=incoming.user, thread_ts=incoming.thread_ts, **message.kwargs()
+                channel=incoming.channel, user=user or incoming.user, thread_ts=thread, **message.kwargs()
             )
             return True
         except SlackApiError as exc:
-            log.error("chat.postEphemeral to %s failed: %s; retried later", incoming.channel, exc.response.get("error"))
+            log.error("chat.postEphemeral to %s failed: %s", incoming.channel, exc.response.get("error"))
+            return False
         except (OSError, HTTPException) as exc:
-            log.error("chat.postEphemeral to %s: %s; retried later", incoming.channel, type(exc).__name__)
-        return False
+            log.error("chat.postEphemeral to %s: %s; not retried", incoming.channel, type(exc).__name__)
+            return None
 
     # -- App Home -------------------------------------------------------------------------
 
@@ -463,6 +549,113 @@ class GeminiBot:
             entry = self.kb.entry(str(action.get("value") or ""))
             message = blocks.entry_message(entry) if entry else blocks.notice_message("That entry no longer exists.")
             self._reply_to_click(body, client, respond, message)
+        finally:
+            self._finished()
+
+    # -- "Diagnose this error", 👍/👎 with reasons, escalation -----------------------------------------
+
+    def _on_diagnose(self, ack, body, context, client, respond) -> None:
+        """The message shortcut: answer that message as if it had been pasted to the bot (ack first: 3 s)."""
+        ack()
+        try:
+            user = (body.get("user") or {}).get("id") or ""
+            incoming, why = from_shortcut(body, private=bool(user) and self.service.answers_privately(user))
+            if incoming is None:
+                log.info("shortcut ignored: %s", why)
+                return
+            self._answer(incoming, client, time.perf_counter(), context, respond)
+        finally:
+            self._finished()
+
+    @staticmethod
+    def _clicked(body: dict) -> tuple[str, str, str | None]:
+        """(channel, ts, thread ts) of the message a button is on."""
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        clicked = body.get("message") or {}
+        ts = clicked.get("ts") or container.get("message_ts") or ""
+        return channel, ts, clicked.get("thread_ts") or container.get("thread_ts")
+
+    def _on_feedback_buttons(self, ack, body, action, client) -> None:
+        """👍 records "helpful"; 👎 records "not it" (which queues the answer as a miss, like the legacy "Not it"
+        button still on older answers) and opens the form asking why."""
+        ack()
+        try:
+            value = _value(action)
+            user = body["user"]["id"]
+            channel, ts, _ = self._clicked(body)
+            entry_id, up = str(value.get("e") or blocks.NO_ENTRY), value.get("v") == "up"
+            verdict = "helpful" if up else "not_it"
+            self.service.record_feedback(
+                user=user, channel=channel, message_ts=ts, entry_id=entry_id, verdict=verdict, confidence=value.get("c")
+            )
+            if up or not body.get("trigger_id"):
+                return
+            metadata = json.dumps({"ch": channel, "ts": ts, "e": entry_id}, separators=(",", ":"))
+            try:
+                client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=blocks.feedback_view(self.kb, entry_id=entry_id, metadata=metadata),
+                )
+            except SlackApiError as exc:
+                log.error("views.open failed: %s", exc.response.get("error"))
+        finally:
+            self._finished()
+
+    def _on_feedback_reason(self, ack, body, view) -> None:
+        """The 👎 form: stored (the note redacted) through the answer service, which adds it to the answer's miss."""
+        values = (view.get("state") or {}).get("values") or {}
+
+        def picked(block: str) -> str | None:
+            field = (values.get(block) or {}).get(block) or {}
+            option = field.get("selected_option") if isinstance(field, dict) else None
+            return str(option.get("value")) if isinstance(option, dict) else None
+
+        reason = picked("reason")
+        if reason is None:
+            ack(response_action="errors", errors={"reason": "Pick a reason."})
+            self._finished()
+            return
+        ack()
+        try:
+            try:
+                meta = json.loads(view.get("private_metadata") or "{}")
+            except ValueError:
+                meta = {}
+            meta = meta if isinstance(meta, dict) else {}
+            note = ((values.get("note") or {}).get("note") or {}).get("value")
+            stored = self.service.record_feedback_reason(
+                user=body["user"]["id"],
+                channel=str(meta.get("ch") or ""),
+                message_ts=str(meta.get("ts") or ""),
+                entry_id=str(meta.get("e") or ""),
+                reason=reason,
+                actual_entry_id=picked("family"),
+                note=note if isinstance(note, str) else None,
+            )
+            log.info("feedback reason %s on %s: %s", reason, meta.get("e"), "stored" if stored else "refused")
+        finally:
+            self._finished()
+
+    def _on_escalate(self, ack, body, action, client, respond) -> None:
+        """Mention the on-call group in the answer's thread, once per answer whoever and however often clicks."""
+        ack()
+        try:
+            user = body["user"]["id"]
+            channel, ts, thread = self._clicked(body)
+            group = self.settings.oncall_group
+            if not group or not (channel and ts):
+                message = blocks.notice_message("No on-call group is set up (GEMINI_KB_ONCALL_GROUP).")
+                self._reply_to_click(body, client, respond, message)
+                return
+            if not self.service.claim_escalation(channel, ts):
+                self._reply_to_click(body, client, respond, blocks.notice_message("On-call was already asked."))
+                return
+            page = blocks.escalation_message(group, user, str(_value(action).get("e") or ""), self.kb)
+            try:
+                client.chat_postMessage(channel=channel, thread_ts=thread or ts, **page.kwargs())
+            except SlackApiError as exc:
+                log.error("escalation to %s failed: %s", channel, exc.response.get("error"))
         finally:
             self._finished()
 

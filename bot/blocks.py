@@ -18,6 +18,7 @@ from bot.chat_command import HELP, HELP_TEXT
 from bot.checks.registry import CHECKS, related_check
 from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
+from bot.service import FEEDBACK_REASONS, NO_ENTRY
 from kb.matcher import Match, MatchResult
 from kb.redact import redact
 from kb.redact import scrub as scrub_text
@@ -36,6 +37,8 @@ MAX_BUTTON = 75
 MAX_VALUE = 2000
 MAX_CONTEXT = 2000
 MAX_FALLBACK = 3000
+MAX_SELECT_OPTIONS = 100  # a static_select holds at most 100 options
+MAX_METADATA = 3000  # a view's private_metadata
 # Below this a candidate rests on a loose title resemblance only ("hello there" -> some title):
 # offering it as "closest" would mislead more than help.
 CANDIDATE_FLOOR = 0.15
@@ -46,6 +49,10 @@ ACTION_NOT_IT = "feedback_not_it"
 ACTION_RUN_CHECK = "run_check"
 ACTION_CANDIDATES = "show_candidates"
 ACTION_SHOW_ENTRY = "show_entry"
+ACTION_FEEDBACK = "answer_feedback"  # the native 👍/👎 (feedback_buttons)
+ACTION_ESCALATE = "escalate"
+FEEDBACK_BLOCK = "answer_feedback"
+FEEDBACK_VIEW = "feedback_reason"  # the callback_id of the 👎 modal
 ANSWER_ACTIONS_BLOCK = "answer_actions"
 FEEDBACK_ACK_BLOCK = "feedback_ack"
 VERDICTS = {ACTION_FIXED: "fixed", ACTION_NOT_IT: "not_it"}
@@ -207,11 +214,49 @@ def _answer_value(top: Match, others: list[Match], model: str | None) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def answer_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
-    """The reply to a paste: the matched entry, or an honest 'no match' with the closest candidates."""
+def feedback_block(entry_id: str, score: float | None) -> dict:
+    """Slack's native 👍/👎 (a feedback_buttons element, which lives only in a context_actions block)."""
+
+    def value(vote: str) -> str:
+        data: dict[str, object] = {"v": vote, "e": entry_id}
+        if score is not None:
+            data["c"] = round(score, 3)
+        return json.dumps(data, separators=(",", ":"))
+
+    def button(emoji: str, vote: str, label: str) -> dict:
+        return {"text": {"type": "plain_text", "text": emoji}, "value": value(vote), "accessibility_label": label}
+
+    return {
+        "type": "context_actions",
+        "block_id": FEEDBACK_BLOCK,
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": ACTION_FEEDBACK,
+                "positive_button": button("👍", "up", "This answer helped"),
+                "negative_button": button("👎", "down", "This answer was wrong: tell us why"),
+            }
+        ],
+    }
+
+
+def escalate_button(entry_id: str) -> dict:
+    return _button("Escalate to on-call", ACTION_ESCALATE, json.dumps({"e": entry_id}), style="danger")
+
+
+def low_confidence(result: MatchResult) -> bool:
+    """An answer worth a human look: nothing confident, or a match below "high"."""
+    top = result.top
+    return top is None or not result.confident or confidence_label(top.score) != "high"
+
+
+def answer_message(result: MatchResult, kb: KnowledgeBase, *, escalate: bool = False) -> SlackMessage:
+    """The reply to a paste: the matched entry, or an honest 'no match' with the closest candidates.
+
+    Every answer carries 👍/👎; `escalate` (an on-call group is set) adds Escalate to low-confidence ones."""
     top = result.top
     if top is None or not result.confident:
-        return no_match_message(result, kb)
+        return no_match_message(result, kb, escalate=escalate)
     entry = kb.entries[top.id]
     others = result.matches[1:]
     blocks = entry_blocks(entry)
@@ -222,10 +267,7 @@ def answer_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
     )
     model = result.signals.models[0] if result.signals.models else None
     value = _answer_value(top, others, model)
-    buttons = [
-        _button("Fixed it", ACTION_FIXED, value, style="primary"),
-        _button("Not it", ACTION_NOT_IT, value),
-    ]
+    buttons = [_button("Fixed it", ACTION_FIXED, value, style="primary")]
     check = related_check(entry.id, entry.http_status, model=model)
     if check:
         label = check.button.format(model=model) or f"Run {check.name} check"
@@ -233,11 +275,15 @@ def answer_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
         buttons.append(_button(label, ACTION_RUN_CHECK, json.dumps(wanted)))
     if others:
         buttons.append(_button(f"Other candidates ({len(others)})", ACTION_CANDIDATES, value))
+    if escalate and low_confidence(result):
+        buttons.append(escalate_button(top.id))
     blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
-    return SlackMessage(fallback_text(result, kb), fit(blocks))
+    blocks = fit(blocks, MAX_BLOCKS - 1)
+    blocks.append(feedback_block(top.id, top.score))
+    return SlackMessage(fallback_text(result, kb), blocks)
 
 
-def no_match_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
+def no_match_message(result: MatchResult, kb: KnowledgeBase, *, escalate: bool = False) -> SlackMessage:
     """Say plainly that nothing matched, show the closest candidates and what to try next."""
     reason = result.abstain_reason or "nothing in the message matches a known error"
     blocks: list[dict] = [_section(f":mag: I couldn't match this to a known Gemini API error ({escape(reason)}).")]
@@ -257,6 +303,10 @@ def no_match_message(result: MatchResult, kb: KnowledgeBase) -> SlackMessage:
             "or run `/gemini-check` to test the API key and the endpoint."
         )
     )
+    top = result.top
+    if escalate:
+        blocks.append({"type": "actions", "block_id": "escalate_actions", "elements": [escalate_button(NO_ENTRY)]})
+    blocks.append(feedback_block(NO_ENTRY, top.score if top else None))
     return SlackMessage(fallback_text(result, kb), blocks)
 
 
@@ -335,6 +385,67 @@ def add_to_kb_block(entry_id: str) -> dict:
     """Offered once someone says an answer fixed it: propose the thread's error as a signature of `entry_id`."""
     value = json.dumps({"e": entry_id})
     return {"type": "actions", "block_id": ADD_TO_KB_BLOCK, "elements": [_button("Add to KB", ACTION_ADD_TO_KB, value)]}
+
+
+def _plain(text: str, limit: int = MAX_BUTTON) -> dict:
+    return {"type": "plain_text", "text": truncate(text, limit), "emoji": True}
+
+
+def feedback_view(kb: KnowledgeBase, *, entry_id: str, metadata: str) -> dict:
+    """The modal a 👎 opens: why the answer was wrong, the family it really was, a note.
+
+    `metadata` (the answer's channel, ts and entry) comes back in the view_submission as private_metadata."""
+    answered = kb.entries.get(entry_id)
+    about = f"*{escape(answered.title)}* (`{answered.id}`)" if answered else "an answer that matched nothing"
+    families = sorted(kb.entries.values(), key=lambda e: e.title.lower())[:MAX_SELECT_OPTIONS]
+    return {
+        "type": "modal",
+        "callback_id": FEEDBACK_VIEW,
+        "private_metadata": metadata[:MAX_METADATA],
+        "title": _plain("What was wrong?", 24),
+        "submit": _plain("Send", 24),
+        "close": _plain("Cancel", 24),
+        "blocks": [
+            _section(f"You said the answer {about} did not help. What was wrong with it?"),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": _plain("Reason"),
+                "element": {
+                    "type": "radio_buttons",
+                    "action_id": "reason",
+                    "options": [{"text": _plain(label), "value": rid} for rid, label in FEEDBACK_REASONS.items()],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "family",
+                "optional": True,
+                "label": _plain("Which error family was it really?"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": "family",
+                    "placeholder": _plain("Pick a family"),
+                    "options": [{"text": _plain(e.title), "value": e.id} for e in families],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "note",
+                "optional": True,
+                "label": _plain("Anything else? (keys are removed before it is stored)"),
+                "element": {"type": "plain_text_input", "action_id": "note", "multiline": True, "max_length": 1000},
+            },
+        ],
+    }
+
+
+def escalation_message(group: str, user: str, entry_id: str, kb: KnowledgeBase) -> SlackMessage:
+    """The on-call page, in the answer's thread."""
+    entry = kb.entries.get(entry_id)
+    what = f"the answer ({escape(entry.title)}, `{entry.id}`) is not confident" if entry else "nothing matched"
+    text = f"<!subteam^{group}> <@{user}> asks on-call to look at this error: {what}."
+    return SlackMessage(text, [_section(text)])
 
 
 # -- checks ------------------------------------------------------------------------------

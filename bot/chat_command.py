@@ -13,6 +13,7 @@ from kb.redact import redact
 
 COMMAND = "/gemini-check"
 FLAGS = ("share", "deep")
+DIAGNOSE_CHOICES = ("private", "thread")  # where the "Diagnose this error" shortcut answers a person
 
 
 def _help() -> str:
@@ -23,6 +24,7 @@ def _help() -> str:
         f"• `{COMMAND} list` — the quick reference of every error family",
         f"• `{COMMAND} digest on|off` — a weekly digest in this channel (top errors, misses, failed checks)",
         f"• `{COMMAND} <error text or entry id>` — look it up in the knowledge base",
+        f"• `{COMMAND} diagnose private` (or `thread`) — where the *Diagnose this error* shortcut answers you",
         "Add `share` to post the result in the channel. Checks are limited per person and for the whole team "
         "per minute.",
     ]
@@ -37,7 +39,7 @@ HELP_TEXT = re.sub(r"[*`]", "", HELP)
 class CheckCommand:
     """What the user asked for. `key` never appears in a repr (and so in no log line)."""
 
-    action: str  # help | list | checks | lookup | usage | digest (text: on | off)
+    action: str  # help | list | checks | lookup | usage | digest (text: on | off) | setting (text: private | thread)
     kinds: tuple[str, ...] = ()
     key: str | None = field(default=None, repr=False)
     base_url: str | None = None
@@ -75,6 +77,10 @@ def parse_command(text: str) -> CheckCommand:
         if rest and rest[0].lower() in ("on", "off"):
             return CheckCommand("digest", text=rest[0].lower())
         return CheckCommand("usage", error=f"`{COMMAND} digest on` or `{COMMAND} digest off`")
+    if head == "diagnose":
+        if len(rest) == 1 and rest[0].lower() in DIAGNOSE_CHOICES:
+            return CheckCommand("setting", text=rest[0].lower())
+        return CheckCommand("usage", error=f"`{COMMAND} diagnose private` or `{COMMAND} diagnose thread`")
     spec = CHECKS.get(head)
     if spec is not None and spec.arg_required and len(rest) != 1:
         return CheckCommand("usage", error=f"`{COMMAND} {spec.usage}` needs {spec.arg_help}")

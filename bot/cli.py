@@ -45,6 +45,15 @@ def _ingest_inputs(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.check or args.dry_run:
+        return _ingest(args)
+    from ingest.build import kb_lock
+
+    with kb_lock(args.settings.kb_path):  # the inputs the last build recorded are read under the lock too
+        return _ingest(args)
+
+
+def _ingest(args: argparse.Namespace) -> int:
     from ingest.build import build, load_inputs
 
     inputs, named = _ingest_inputs(args)

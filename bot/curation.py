@@ -70,7 +70,7 @@ def day_of(at: float) -> str:
 
 def _stored(text: str) -> str:
     # Redact the whole text before cutting it: a cut could leave half a key unrecognised.
-    return redact(clean(text))[0][:STORED_MISS_CHARS]
+    return redact(clean(text), strict=True)[0][:STORED_MISS_CHARS]
 
 
 # -- corpus records --------------------------------------------------------------------------------
@@ -168,9 +168,18 @@ class Curation:
         )
 
     def record_negative(
-        self, *, kind: str, channel: str, answer_ts: str, user: str, entry_id: str | None, reason: str = ""
+        self,
+        *,
+        kind: str,
+        channel: str,
+        answer_ts: str,
+        user: str,
+        entry_id: str | None,
+        reason: str = "",
+        suggested: str | None = None,
     ) -> int | None:
-        """Someone said an answer was wrong ("Not it", 👎, with their reason if they gave one)."""
+        """Someone said an answer was wrong ("Not it", 👎, with their reason if they gave one, and the family
+        they say it is: `suggested`, offered first when a maintainer labels the miss)."""
         if self.state is None:
             return None
         answer = self.state.posted_answer(channel, answer_ts)
@@ -187,7 +196,7 @@ class Curation:
             bot_said=said,
             person_said=reason or kind.replace("_", " "),
             entry_id=entry,
-            candidates=[entry] if entry else [],
+            candidates=list(dict.fromkeys(f for f in (suggested, entry) if f)),
         )
 
     def first_delivery(self, delivery_id: str | None) -> bool:

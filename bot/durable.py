@@ -67,7 +67,12 @@ def job_for(incoming: Incoming) -> PendingJob:
         user=incoming.user,
         text=text,
         secrets=kinds,
-        payload={"trigger": incoming.trigger.value, "ts": incoming.ts, "event_id": incoming.event_id},
+        payload={
+            "trigger": incoming.trigger.value,
+            "ts": incoming.ts,
+            "event_id": incoming.event_id,
+            "files": [dict(f) for f in incoming.files],  # a long paste shared as a snippet is fetched on resume
+        },
         created_at=time.time(),
     )
 
@@ -75,6 +80,7 @@ def job_for(incoming: Incoming) -> PendingJob:
 def incoming_of(job: PendingJob) -> Incoming:
     """The message a job was made from (its text redacted)."""
     p = job.payload
+    files = p.get("files")
     return Incoming(
         Trigger(str(p["trigger"])),
         job.text,
@@ -83,6 +89,7 @@ def incoming_of(job: PendingJob) -> Incoming:
         str(p["ts"]),
         job.thread_ts,
         p.get("event_id"),  # type: ignore[arg-type]
+        files=tuple(f for f in files if isinstance(f, dict)) if isinstance(files, list) else (),
     )
 
 
@@ -155,7 +162,12 @@ class DurableWork:
         if job.attempts > 0 or ambiguous:  # a crash, a timeout or a 5xx may have let an earlier post through
             try:
                 ts = self.find_posted(client, job, thread_ts=kwargs.get("thread_ts"))  # type: ignore[arg-type]
-            except (SlackApiError, OSError, HTTPException) as exc:
+            except SlackApiError as exc:
+                if exc.response.get("error") != "thread_not_found":  # a deleted thread holds no reply: post
+                    log.warning("job %s: could not look for an earlier reply (%s); trying again later", job.key, exc)
+                    return Posted.RETRY, None
+                ts = None
+            except (OSError, HTTPException) as exc:
                 log.warning("job %s: could not look for an earlier reply (%s); trying again later", job.key, exc)
                 return Posted.RETRY, None
             if ts:

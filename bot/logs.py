@@ -1,8 +1,8 @@
 """Logging for the bot: one `configure_logging()` for every entry point.
 
 Every record that reaches a root handler is redacted first (message, arguments, exception and
-stack text, `extra` fields) with the same rules the matcher uses (`kb.redact`), so a key pasted
-into Slack cannot reach the log through a library's debug line or a traceback.
+stack text, `extra` fields) with the rules of `kb.redact` in their strict form (any long random-looking
+token too), so a key pasted into Slack cannot reach the log through a library's debug line or a traceback.
 `LOG_FORMAT=json` writes one JSON object per line; otherwise the plain text format.
 """
 
@@ -14,7 +14,6 @@ import logging
 import os
 import sys
 from typing import IO
-from urllib.parse import unquote
 
 from kb.redact import redact as _redact
 
@@ -26,16 +25,9 @@ _DONE = "_gemini_kb_redacted"
 
 
 def redact(text: str) -> tuple[str, list[str]]:
-    """`kb.redact.redact`, also applied to the URL-decoded text when it has %-escapes: a client library
-    logs the URLs it requests, where `Bearer%20...` or `key%3D...` would slip past the rules."""
-    clean, kinds = _redact(text)
-    if "%" in clean:
-        decoded = unquote(clean)
-        if decoded != clean:
-            redacted, more = _redact(decoded)
-            if more:  # log the decoded form, redacted
-                return redacted, sorted(set(kinds) | set(more))
-    return clean, kinds
+    """`kb.redact.redact` in its strict form: a log line needs no opaque token, so any long random-looking
+    one goes too (the decoded forms, `%`-escapes included, are searched by `kb.redact` itself)."""
+    return _redact(text, strict=True)
 
 
 def _clean(value: object) -> object:

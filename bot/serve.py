@@ -169,7 +169,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     kb = open_from_args(args)
     state = open_state(args.settings)
     if use_console:
-        return _console(kb, state, config)
+        why = "--console" if args.console else "no SLACK_BOT_TOKEN set, so not the Slack bot"
+        return _console(kb, state, config, why)
     if args.http:
         return _serve_http(kb, state, config, args, port)
     return _serve_socket(kb, state, config, args)
@@ -200,6 +201,7 @@ def _build(kb, state, config):
     from slack_sdk.errors import SlackApiError
 
     from bot.app import build_app
+
     try:
         return build_app(config, kb, state)
     except (BoltError, SlackApiError) as exc:
@@ -294,7 +296,7 @@ def health_ok(bot) -> bool:
     return health(bot.kb.path, entries=len(bot.kb.entries))[0]
 
 
-def _console(kb, state, config) -> int:
+def _console(kb, state, config, why: str = "") -> int:
     from bot.checker import Checker
     from bot.console import run_console
     from bot.service import AnswerService
@@ -309,7 +311,7 @@ def _console(kb, state, config) -> int:
     )
     service = AnswerService(kb, state, checker, mode=config.channel_mode)
     try:
-        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty())
+        return run_console(service, stdin=sys.stdin, stdout=sys.stdout, interactive=sys.stdin.isatty(), why=why)
     finally:
         service.close()
 
@@ -356,6 +358,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     state = open_state(settings)
     try:
+        if not state.persistent:  # it fell back to an empty in-memory state: showing that would be a lie
+            print(
+                f"gemini-kb: cannot read the state database at {path} (read-only, locked or not a state database); "
+                "nothing to show",
+                file=sys.stderr,
+            )
+            return 1
         summary = state.summary(days=args.days, recent=args.recent)
     finally:
         state.close()
@@ -418,7 +427,9 @@ def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     m = verbs.add_parser("migrate", help="apply the schema migrations this version needs (start-up does it too)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=cmd_state_migrate)
-    e = verbs.add_parser("export", help="feedback, misses (pastes with no match) and checks as JSON lines")
+    e = verbs.add_parser(
+        "export", help="feedback, reasons (of a 👎), misses (pastes with no match) and checks as JSON lines"
+    )
     e.add_argument("--jsonl", action="store_true", default=True, help="one JSON object per line (the only format)")
     e.add_argument("--kind", action="append", choices=EXPORT_KINDS, help="only these kinds (repeatable)")
     e.add_argument("--days", type=int, default=None, help="only the last N days (default: everything)")

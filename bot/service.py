@@ -19,22 +19,33 @@ from bot.curation import Curation
 from bot.policy import delivery_key, looks_like_error, message_key, worth_answering
 from bot.state import StateBase, StateSummary
 from kb.matcher import MatchResult, match
-from kb.redact import mask
+from kb.redact import mask, redact
 from kb.schema import Entry
 from kb.settings import ChannelMode
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
-ADDRESSED = frozenset({"mention", "dm", "console", "slash", "button", "cli"})
+ADDRESSED = frozenset({"mention", "dm", "console", "slash", "button", "cli", "shortcut"})
 NEGATIVE_VERDICTS = frozenset({"not_it", "thumbs_down"})  # these queue the answer as a miss
+
+# Why an answer was wrong: the choices a 👎 offers (id -> what the person reads).
+FEEDBACK_REASONS: dict[str, str] = {
+    "wrong_family": "Wrong error family",
+    "fix_did_not_help": "Right family, but the fix did not help",
+    "out_of_date": "Out of date",
+    "other": "Something else",
+}
+NOTE_CHARS = 1_000
+NO_ENTRY = "-"  # the entry id of feedback on an answer that matched nothing
+DIAGNOSE_SETTING = "diagnose"  # the user setting: where the shortcut answers (`private` or `thread`)
 
 
 @dataclass(frozen=True)
 class Context:
     """Where a paste or command comes from, in platform-neutral terms."""
 
-    source: str  # channel | mention | dm | console | slash | button | cli
+    source: str  # channel | mention | dm | console | slash | button | cli | shortcut
     user: str | None = None
     channel: str | None = None
     message_id: str | None = None  # the platform's id of the message: one answer and one warning per message
@@ -58,6 +69,7 @@ class Answer:
     result: MatchResult | None = None
     warn_secret: bool = False  # tell the poster privately that the paste holds a secret
     why: str = ""
+    text: str = ""  # what was matched: the paste and the text it points at (a thread's first message, snippets)
 
 
 @dataclass(frozen=True)
@@ -95,14 +107,14 @@ class AnswerService:
     def record_feedback(
         self, *, user: str, channel: str, message_ts: str, entry_id: str, verdict: str, confidence, reason: str = ""
     ):
-        """Feedback on an answer; only the knowledge base's own ids are recorded, whatever a button carries.
-        A negative verdict also queues the answer as a miss (with the person's reason, if any)."""
-        if verdict in NEGATIVE_VERDICTS and self.state is not None and channel and message_ts:
-            known = entry_id if entry_id in self.kb.entries else None
-            self.curation.record_negative(
-                kind=verdict, channel=channel, answer_ts=message_ts, user=user, entry_id=known, reason=reason
+        """Feedback on an answer; only the knowledge base's own ids (or NO_ENTRY: the answer matched nothing)
+        are recorded, whatever a button carries. A negative verdict also queues the answer as a miss (with the
+        person's reason, if any)."""
+        if verdict in NEGATIVE_VERDICTS:
+            self._queue_negative(
+                verdict, user=user, channel=channel, message_ts=message_ts, entry_id=entry_id, said=reason
             )
-        if entry_id in self.kb.entries and self.state is not None:
+        if (entry_id in self.kb.entries or entry_id == NO_ENTRY) and self.state is not None:
             self.state.record_feedback(
                 user=user,
                 channel=channel,
@@ -111,6 +123,72 @@ class AnswerService:
                 verdict=verdict,
                 confidence=float(confidence) if isinstance(confidence, int | float) else None,
             )
+
+    def record_feedback_reason(
+        self,
+        *,
+        user: str,
+        channel: str,
+        message_ts: str,
+        entry_id: str,
+        reason: str,
+        actual_entry_id: str | None = None,
+        note: str | None = None,
+        verdict: str = "not_it",
+    ) -> bool:
+        """The reasons given for a 👎 (`verdict`, already recorded by the click): only known reasons and the
+        knowledge base's own ids are kept, the note redacted (before it is cut: a cut could leave half a key
+        unrecognised). The miss the 👎 queued gets what the person said, and the family they name first among
+        its candidates. False when refused."""
+        if reason not in FEEDBACK_REASONS or (entry_id not in self.kb.entries and entry_id != NO_ENTRY):
+            return False
+        actual = actual_entry_id if actual_entry_id in self.kb.entries else None
+        text = redact(note.strip())[0][:NOTE_CHARS] if isinstance(note, str) and note.strip() else None
+        if self.state is not None:
+            self.state.record_feedback_reason(
+                user=user,
+                channel=channel,
+                message_ts=message_ts,
+                entry_id=entry_id,
+                reason=reason,
+                actual_entry_id=actual,
+                note=text,
+            )
+        said = (
+            FEEDBACK_REASONS[reason] + (f"; they say it is {actual}" if actual else "") + (f": {text}" if text else "")
+        )
+        if verdict in NEGATIVE_VERDICTS:
+            self._queue_negative(
+                verdict, user=user, channel=channel, message_ts=message_ts, entry_id=entry_id, said=said, actual=actual
+            )
+        return True
+
+    def _queue_negative(
+        self,
+        kind: str,
+        *,
+        user: str,
+        channel: str,
+        message_ts: str,
+        entry_id: str,
+        said: str,
+        actual: str | None = None,
+    ) -> None:
+        """An answer called wrong, into the misses queue (only answers the bot posted; see Curation)."""
+        if self.state is None or not (channel and message_ts):
+            return
+        known = entry_id if entry_id in self.kb.entries else None
+        self.curation.record_negative(
+            kind=kind, channel=channel, answer_ts=message_ts, user=user, entry_id=known, reason=said, suggested=actual
+        )
+
+    def claim_escalation(self, channel: str, message_id: str) -> bool:
+        """True once per answer, for every replica sharing the state: two clicks on Escalate page once."""
+        return self._claim(message_key(channel, message_id, "escalate"))
+
+    def answers_privately(self, user: str) -> bool:
+        """Whether the "Diagnose this error" shortcut answers `user` privately (their setting; default: thread)."""
+        return self.state is not None and self.state.user_setting(user, DIAGNOSE_SETTING) == "private"
 
     def allow_check(self, user: str) -> tuple[bool, str]:
         """The check limits: one budget for the whole deployment when there is a state store."""
@@ -122,15 +200,24 @@ class AnswerService:
 
     # -- pastes -----------------------------------------------------------------------------
 
-    def answer(self, paste: str, ctx: Context) -> Answer:
-        """Whether and what to answer to `paste`; records what is answered and errors nothing matched."""
+    def answer(self, paste: str, ctx: Context, *, more: Callable[[], str] | None = None) -> Answer:
+        """Whether and what to answer to `paste`; records what is answered and errors nothing matched.
+
+        `more` fetches text the paste points at (a thread's first message, a long paste kept as a file): it is
+        called once per delivery, after a redelivery is dropped, and its text is matched before the paste."""
         if ctx.delivery_id and not ctx.deduplicated and not self._claim(delivery_key(ctx.delivery_id)):
             return Answer("none", why="already handled (a redelivery)")
+        extra = more() if more is not None else ""
+        if extra.strip():
+            paste = f"{extra.strip()}\n\n{paste}".strip()
 
         def once(purpose: str) -> bool:  # one answer and one warning per message
-            if ctx.deduplicated:
+            key = message_key(ctx.channel, ctx.message_id, purpose) if ctx.message_id else None
+            if ctx.deduplicated:  # the job decides; the answer is still recorded for other paths (a shortcut)
+                if purpose == "answer":
+                    self._claim(key)
                 return True
-            return self._claim(message_key(ctx.channel, ctx.message_id, purpose) if ctx.message_id else None)
+            return self._claim(key)
 
         if not paste.strip():
             if ctx.addressed and once("answer"):
@@ -149,7 +236,7 @@ class AnswerService:
         self._record(result, paste, ctx)
         if missed:
             self._queue_miss(paste, result, ctx)
-        return Answer("answer", result, warn)
+        return Answer("answer", result, warn, text=paste)
 
     def warning_once(self, ctx: Context) -> bool:
         """True the first time a secret warning is due for this message (claimed in the state)."""
@@ -179,6 +266,12 @@ class AnswerService:
             return Reply("notice", outcome.text)
         if cmd.action == "list":
             return Reply("list", share=cmd.share)
+        if cmd.action == "setting":
+            if self.state is None or not user:
+                return Reply("notice", "Settings need the state database; the shortcut answers in the thread.")
+            self.state.set_user_setting(user, DIAGNOSE_SETTING, cmd.text)
+            where = "privately, to you only" if cmd.text == "private" else "in the message's thread"
+            return Reply("notice", f"*Diagnose this error* now answers you {where}.")
         if cmd.action == "lookup":
             entry = self.kb.entry(cmd.text.strip().lower())
             if entry is not None:

@@ -19,11 +19,13 @@ class Trigger(StrEnum):
     CHANNEL = "channel"  # a message in a channel the bot is in
     MENTION = "mention"  # @gemini-kb in a channel
     DM = "dm"  # a direct message to the bot
+    SHORTCUT = "shortcut"  # "Diagnose this error" on a message
 
 
 # Message subtypes that are a person posting text; every other subtype (edits, deletes,
 # joins, topic changes, bot messages...) is ignored.
 ANSWERED_SUBTYPES = frozenset({"", "file_share", "thread_broadcast"})
+MAX_FILES = 3  # files of one message looked at
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,21 @@ class Incoming:
     ts: str
     thread_ts: str | None  # the thread the message is in, if any
     event_id: str | None
+    files: tuple[dict, ...] = ()  # files shared with the message (a long paste becomes a text snippet)
+    author: str | None = None  # who wrote the message, when not `user` (a shortcut on someone else's message)
+    private: bool = False  # answer `user` alone (ephemeral), not the thread
 
     def context(self) -> Context:
-        """The message as the answer service sees it."""
+        """The message as the answer service sees it. A private answer is not the message's one answer."""
+        message_id = None if self.private else self.ts
         return Context(
-            self.trigger.value, user=self.user, channel=self.channel, message_id=self.ts, delivery_id=self.event_id
+            self.trigger.value, user=self.user, channel=self.channel, message_id=message_id, delivery_id=self.event_id
         )
+
+    @property
+    def in_thread_of_other(self) -> bool:
+        """A reply inside a thread (its first message is what the reply is about)."""
+        return bool(self.thread_ts) and self.thread_ts != self.ts
 
     @property
     def reply_thread(self) -> str | None:
@@ -91,7 +102,38 @@ def classify(
     if mention is not None:
         text = mention.sub(" ", text)
     thread_ts = event.get("thread_ts")
-    return Incoming(trigger, text.strip(), user, channel, ts, thread_ts, event_id), ""
+    return Incoming(trigger, text.strip(), user, channel, ts, thread_ts, event_id, message_files(event)), ""
+
+
+def message_files(message: dict) -> tuple[dict, ...]:
+    files = message.get("files")
+    return tuple(f for f in files if isinstance(f, dict))[:MAX_FILES] if isinstance(files, list) else ()
+
+
+def from_shortcut(body: dict, *, private: bool) -> tuple[Incoming | None, str]:
+    """A message shortcut (`type: message_action`) as the message to diagnose, for the person who used it."""
+    message = body.get("message") if isinstance(body.get("message"), dict) else {}
+    user = (body.get("user") or {}).get("id") or ""
+    channel = (body.get("channel") or {}).get("id") or ""
+    ts = message.get("ts") or body.get("message_ts") or ""
+    if not (user and channel and ts):
+        return None, "no user, channel or message"
+    delivery = body.get("trigger_id") or body.get("action_ts")
+    return (
+        Incoming(
+            Trigger.SHORTCUT,
+            str(message.get("text") or "").strip(),
+            user,
+            channel,
+            ts,
+            message.get("thread_ts"),
+            f"shortcut:{delivery}" if delivery else None,
+            message_files(message),
+            author=message.get("user"),
+            private=private,
+        ),
+        "",
+    )
 
 
 def should_answer(incoming: Incoming, result: MatchResult, *, mode: ChannelMode) -> bool:

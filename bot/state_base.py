@@ -34,11 +34,12 @@ log = logging.getLogger("bot.state")
 T = TypeVar("T")
 
 STORED_PASTE_CHARS = 4_000  # an unmatched paste is kept for curation, not in full
+STORED_NOTE_CHARS = 1_000  # the free-text note of a 👎
 EVENT_TTL_S = 2 * 24 * 3600  # Slack retries within minutes; two days is plenty
 MEMORY_KEYS = 20_000  # processed-event keys also kept in memory (and used alone if the store fails)
 PRUNE_EVERY = 1_000  # claims between prunes of old processed-event keys
 GLOBAL_BUDGET_KEY = "*"  # the deployment-wide check budget; a person's is "user:<id>"
-EXPORT_KINDS = ("feedback", "misses", "checks")
+EXPORT_KINDS = ("feedback", "reasons", "misses", "checks")
 CLAIM_SQL = "INSERT INTO processed_events (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING"
 
 __all__ = ["EVENT_TTL_S", "STORED_PASTE_CHARS", "StateBase", "StateError", "StateSummary"]
@@ -197,7 +198,7 @@ class StateBase(CurationStore):
         stored = None
         if not confident and text:
             # Redact the whole text before cutting it: a cut could leave half a key unrecognised.
-            stored = redact(clean(text))[0][:STORED_PASTE_CHARS]
+            stored = redact(clean(text), strict=True)[0][:STORED_PASTE_CHARS]
         self._write(
             "a paste",
             "INSERT INTO pastes (at, source, channel, entry_id, confidence, confident, text, reason, candidates) "
@@ -241,7 +242,7 @@ class StateBase(CurationStore):
         channel: str | None = None,
     ) -> None:
         """A check run; `target` must already be masked (the caller never passes a key)."""
-        target, _ = redact(target)
+        target, _ = redact(target, strict=True)
         self._write(
             "a check",
             'INSERT INTO checks (at, source, "user", kinds, target, ok, failed, entry_ids, ms, channel) '
@@ -258,6 +259,43 @@ class StateBase(CurationStore):
                 ms,
                 channel,
             ),
+        )
+
+    def record_feedback_reason(
+        self,
+        *,
+        user: str,
+        channel: str,
+        message_ts: str,
+        entry_id: str,
+        reason: str,
+        actual_entry_id: str | None,
+        note: str | None,
+    ) -> None:
+        """Why an answer was wrong (a 👎 and its form); the note is redacted here too, whoever calls."""
+        stored = redact(note)[0][:STORED_NOTE_CHARS] if note else None
+        self._write(
+            "a feedback reason",
+            'INSERT INTO feedback_reasons (at, "user", channel, message_ts, entry_id, reason, actual_entry_id, note) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._clock(), user, channel, message_ts, entry_id, reason, actual_entry_id, stored),
+        )
+
+    def user_setting(self, user: str, name: str) -> str | None:
+        """One person's setting (None when unset, or when the store fails: the default applies)."""
+
+        def read(c: Tx) -> str | None:
+            row = c.execute('SELECT value FROM user_settings WHERE "user" = ? AND name = ?', (user, name)).fetchone()
+            return str(row[0]) if row else None
+
+        return self._try("a user setting", read, None)
+
+    def set_user_setting(self, user: str, name: str, value: str) -> None:
+        self._write(
+            "a user setting",
+            'INSERT INTO user_settings ("user", name, value, at) VALUES (?, ?, ?, ?) '
+            'ON CONFLICT ("user", name) DO UPDATE SET value = excluded.value, at = excluded.at',
+            (user, name, value, self._clock()),
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -317,13 +355,15 @@ class StateBase(CurationStore):
         )
 
     def export(self, kinds: tuple[str, ...] = EXPORT_KINDS, *, days: int | None = None) -> Iterator[dict[str, Any]]:
-        """Rows for operators (`gemini-kb state export --jsonl`): feedback, misses (unmatched pastes), checks.
+        """Rows for operators (`gemini-kb state export --jsonl`): feedback, reasons, misses (unmatched pastes), checks.
 
         Everything stored is already redacted; raises when the store fails (an export must not be partial)."""
         since = self._clock() - days * 86400 if days else float("-inf")
         queries = {
             "feedback": 'SELECT at, "user", channel, message_ts, entry_id, verdict, confidence FROM feedback '
             "WHERE at >= ? ORDER BY at, id",
+            "reasons": 'SELECT at, "user", channel, message_ts, entry_id, reason, actual_entry_id, note '
+            "FROM feedback_reasons WHERE at >= ? ORDER BY at, id",
             "misses": "SELECT at, source, channel, entry_id, confidence, text, reason, candidates FROM pastes "
             "WHERE at >= ? AND confident = 0 ORDER BY at, id",
             "checks": 'SELECT at, source, "user", kinds, target, ok, failed, entry_ids, ms FROM checks '

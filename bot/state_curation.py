@@ -76,7 +76,7 @@ class CurationStore:
             "a posted answer",
             "INSERT INTO posted_answers (channel, ts, paste_ts, thread_ts, poster, entry_id, confident, errors, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, ts) DO NOTHING",
-            (channel, ts, paste_ts, thread_ts, poster, entry_id, int(confident), redact(errors)[0], now),
+            (channel, ts, paste_ts, thread_ts, poster, entry_id, int(confident), redact(errors, strict=True)[0], now),
         )
         self._write("pruning answers", "DELETE FROM posted_answers WHERE at < ?", (now - ANSWER_TTL_S,))
 
@@ -103,16 +103,17 @@ class CurationStore:
         entry_id: str | None = None,
         candidates: list[str] | None = None,
     ) -> int | None:
-        """Queue a miss once per message and kind (a second report adds what the person said); its id."""
-        said = redact(person_said)[0][:SAID_CHARS]
+        """Queue a miss once per message and kind (a second report with words replaces what the person said and
+        the candidates); its id."""
+        said = redact(person_said, strict=True)[0][:SAID_CHARS]
         params = (
             self._clock(),
             kind,
             channel,
             message_ts,
             user,
-            redact(text)[0],
-            redact(bot_said)[0],
+            redact(text, strict=True)[0],
+            redact(bot_said, strict=True)[0],
             said,
             entry_id,
             json.dumps(candidates or []),
@@ -120,8 +121,11 @@ class CurationStore:
         sql = (
             'INSERT INTO miss_queue (at, kind, channel, message_ts, "user", text, bot_said, person_said, entry_id, '
             "candidates, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open') "
-            "ON CONFLICT (channel, message_ts, kind) DO UPDATE SET person_said = CASE WHEN excluded.person_said = '' "
-            "THEN miss_queue.person_said ELSE excluded.person_said END RETURNING id"
+            "ON CONFLICT (channel, message_ts, kind) DO UPDATE SET "
+            "person_said = CASE WHEN excluded.person_said = '' THEN miss_queue.person_said "
+            "ELSE excluded.person_said END, "
+            "candidates = CASE WHEN excluded.person_said = '' THEN miss_queue.candidates ELSE excluded.candidates END "
+            "RETURNING id"
         )
         row = self._try("a miss", lambda c: c.execute(sql, params).fetchone(), None)
         return int(row[0]) if row else None
@@ -169,7 +173,7 @@ class CurationStore:
     ) -> tuple[int, bool]:
         """Store a proposal as unreviewed; (its id, whether it is new). The same text for the same family is
         one proposal, however many people propose it."""
-        text = redact(text)[0]
+        text = redact(text, strict=True)[0]
 
         def write(c: Tx) -> tuple[int, bool]:
             row = c.execute(

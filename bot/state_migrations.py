@@ -119,6 +119,21 @@ CREATE TABLE digests (
 ALTER TABLE checks ADD COLUMN channel TEXT
 """
 
+# Why an answer was wrong (the reasons of a 👎, the family it really was, a redacted note) and small per-user
+# settings (where the "Diagnose this error" shortcut answers).
+_V4 = """
+CREATE TABLE feedback_reasons (
+    id {ID}, at DOUBLE PRECISION NOT NULL, "user" TEXT NOT NULL,
+    channel TEXT NOT NULL, message_ts TEXT NOT NULL, entry_id TEXT NOT NULL, reason TEXT NOT NULL,
+    actual_entry_id TEXT, note TEXT
+);
+CREATE INDEX feedback_reasons_at ON feedback_reasons (at);
+CREATE TABLE user_settings (
+    "user" TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY ("user", name)
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, pastes, feedback, checks", _V1_SQLITE, _V1_POSTGRESQL),
     Migration(2, "pending jobs, check budget", _V2, _V2),
@@ -127,6 +142,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "curation: misses queue, posted answers, signature proposals, channel settings, digests",
         _V3.replace("{ID}", "INTEGER PRIMARY KEY"),
         _V3.replace("{ID}", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
+    Migration(
+        4,
+        "feedback reasons, user settings",
+        _V4.replace("{ID}", "INTEGER PRIMARY KEY"),
+        _V4.replace("{ID}", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -287,9 +287,18 @@ def looks_like_code(line: str) -> bool:
     return bool(stripped) and any(p.search(stripped) for _name, p in CODE_LINE_RES)
 
 
+# "400 Error: API key not valid. Please pass a valid API key." - a status and the message it names, as a label.
+STATUS_LABEL_RE = re.compile(
+    r"^(?:[1-5]\d\d\s*[^\s:：]{0,12}\s*[:：]|(?:error|fehler|erreur|erro|错误|錯誤|エラー)\s*[1-5]\d\d\s*[:：])\s*\S",
+    re.I,
+)
+
+
 def looks_like_heading(line: str) -> bool:
     """A short line without sentence punctuation, in title case or naming a status code."""
     text = line.strip()
+    if STATUS_LABEL_RE.match(text) and len(text) <= 120:
+        return True
     if not 2 <= len(text) <= 110 or (TERMINAL_RE.search(text) and not text.endswith("?")):
         return False
     if text.endswith((":", ",", ";", "(")) or LIST_ITEM_RE.match(line) or looks_like_code(text):
@@ -385,6 +394,12 @@ def text_document(text: str) -> Document:
             else:
                 blocks.append(Block("list", items=tuple(x for x in items if x), ordered=ordered))
             continue
+        elif "|" in stripped and i + 1 < len(lines) and BARE_RULE_RE.match(lines[i + 1].strip()):
+            # A pipe table copied out of a page, its rows wrapped over several lines: "400 | STATUS |" then the cells.
+            header = _table_cells(stripped)
+            rows, i = _wrapped_rows(lines, i + 2, len(header))
+            blocks.append(Block("table", rows=(header, *rows)))
+            continue
         elif stripped.startswith("|") and stripped.count("|") >= 3:
             table = [stripped]
             while i + 1 < len(lines) and lines[i + 1].strip().startswith("|"):
@@ -422,6 +437,28 @@ def _table_rows(lines: list[str]) -> tuple[tuple[str, ...], ...]:
         values = [c for c in cells if c and not re.fullmatch(r":?-{3,}:?", c)]
         return tuple(tuple(values[i : i + width]) for i in range(0, len(values), width))
     return tuple(_table_cells(line) for line in lines if not TABLE_RULE_RE.match(line))
+
+
+BARE_RULE_RE = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?$")
+ROW_START_RE = re.compile(r"^\W*[1-5]\d\d\b")
+
+
+def _wrapped_rows(lines: list[str], start: int, width: int) -> tuple[list[tuple[str, ...]], int]:
+    """Rows of a pipe table whose rows wrap: a row ends when it has `width` cells or the next one starts
+    with a status code; the table ends at the first line without a pipe. Returns the rows and the next line."""
+    rows: list[list[str]] = []
+    current: list[str] = []
+    i = start
+    while i < len(lines) and "|" in lines[i]:
+        cells = list(_table_cells(lines[i]))
+        if current and (len(current) >= width or ROW_START_RE.match(cells[0])):
+            rows.append(current)
+            current = []
+        current += cells
+        i += 1
+    if current:
+        rows.append(current)
+    return [tuple((row + [""] * width)[:width]) for row in rows], i
 
 
 PIPE_ROW_RE = re.compile(r"^[^|]+(?:\s\|\s[^|]*){2,}\|?$")

@@ -24,7 +24,14 @@ MAX_ITEMS = 12  # per kind and unit: an article's advice is a supplement, not a 
 
 # Lead-ins ("Root causes:", "How to fix:", "Enable the API:") say what the next list or code is.
 ROLE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("causes", re.compile(r"\b(?:causes?|why\b|reasons?|happens|because|common culprits|triggers?)", re.I)),
+    (
+        "causes",
+        re.compile(
+            r"\b(?:causes?|why\b|reasons?|happens|because|common culprits|triggers?|causas?|raz[oó]n|penyebab|"
+            r"nguy[eê]n nh[aâ]n|ursachen?)|原因|起因",
+            re.I,
+        ),
+    ),
     (
         "diagnosis",
         re.compile(
@@ -37,7 +44,8 @@ ROLE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "fix",
         re.compile(
             r"\b(?:fix\w*|solutions?|solve|resolve|steps?|how to\b|workaround|enable|grant|set\b|"
-            r"update|try\b|do this|what to do|remed\w*)",
+            r"update|try\b|do this|what to do|remed\w*|soluci[oó]n|solu[cç][aã]o|solu[cç][oõ]es|solusi|c[aá]ch fix|"
+            r"gi[aả]i ph[aá]p|l[oö]sung)|解决|解決|対処|対策|修正方法|修复",
             re.I,
         ),
     ),
@@ -71,8 +79,17 @@ ERROR_CELL_RE = re.compile(
 SMALL_NUMBER_RE = re.compile(r"^`?\d{1,2}`?$")
 # "Error: `...`" or "**Issue:** ..." opens a bullet group that the Cause/Solution bullets under it explain.
 ERROR_LEAD_RE = re.compile(r"^(?:error|issue|problem|symptom|warning)\s*:\s*(.+)$", re.I)
-FIX_COLUMN_RE = re.compile(r"\b(?:fix|what to do|action|solution|next|remedy|how to)\b", re.I)
-CAUSE_COLUMN_RE = re.compile(r"\b(?:meaning|means|cause|why|description|what it is)\b", re.I)
+# Column headers, also as guides in other languages write them (解决方案, solución, Cách fix; 原因, causa, Nguyên nhân).
+FIX_COLUMN_RE = re.compile(
+    r"\b(?:fix|what to do|action|solution|next|remedy|how to|soluci[oó]n|solu[cç][aã]o|solusi|l[oö]sung|c[aá]ch)\b|"
+    r"解决|解決|対処|对策|対策|处理方法|方法",
+    re.I,
+)
+CAUSE_COLUMN_RE = re.compile(
+    r"\b(?:meaning|means|cause|why|description|what it is|causa|penyebab|nguy[eê]n nh[aâ]n|ursache|significado|arti)\b|"
+    r"原因|说明|説明|含义|意味",
+    re.I,
+)
 
 
 @dataclass
@@ -288,7 +305,8 @@ def _table_units(block: Block, parents: tuple[str, ...]) -> list[Unit]:
                 advice.add("summary", c)
         ident = [cells[i].strip("`") for i in range(0, max(named) + 1)]
         heading = " ".join(c for c in ident if c)
-        if len(heading) < 12 and len(cells) > max(named) + 1:
+        # A short code, or a two-column "message | likely cause" row: the next cell says what it is.
+        if (len(heading) < 12 or len(cells) == max(named) + 2) and len(cells) > max(named) + 1:
             heading += " " + cells[max(named) + 1].strip("`")
         text = " | ".join(cells)
         messages = [m for c in cells for m in _backticked(c) if len(m) >= 14 and not m.isupper()]
@@ -388,7 +406,9 @@ def section_units(section: Section) -> list[Unit]:
             units += _group_units(block, parents)
             text_parts += [i for i in block.items if ERROR_LEAD_RE.match(i.replace("**", "").strip())]
         elif block.kind == "list":
-            kind = role or ("fix" if block.ordered else _role(section.heading) or "fix")
+            # A numbered list is steps, unless the heading says it lists causes ("Possible causes", "原因").
+            by_heading = _role(section.heading)
+            kind = role or ("fix" if block.ordered and by_heading != "causes" else by_heading or "fix")
             for item in block.items:
                 if listing_messages:
                     messages += _backticked(item) or [_strip_quotes(item)]

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
 from dataclasses import dataclass, field
 
 from ingest.articles import Advice, Article, Unit
 from ingest.conflicts import Conflict, check_items, heading_conflict, rules
 from ingest.guides import Guide, Signature
-from ingest.topics import Topics, expand, out_of_scope, platform_missing, stem
+from ingest.topics import PLATFORM_WORDS, STATUS_NAME_RE, Topics, expand, out_of_scope, platform_missing, stem, terms
 from kb.matcher import match
 from kb.signals import extract
 from kb.store import KnowledgeBase
@@ -32,6 +33,16 @@ ERROR_TOKEN_RE = re.compile(
     r"\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b|\b\w+(?:Error|Exception|Exhausted|Unavailable|NotFound|Denied)\b|"
     r"\b[1-5]\d\d\b\s+[A-Z]"
 )
+
+
+_TOPICS: weakref.WeakKeyDictionary[KnowledgeBase, Topics] = weakref.WeakKeyDictionary()
+
+
+def topics_for(kb: KnowledgeBase) -> Topics:
+    """The families' vocabulary for `kb`, built once per knowledge base (it reads every entry)."""
+    if kb not in _TOPICS:
+        _TOPICS[kb] = Topics(kb)
+    return _TOPICS[kb]
 
 
 def _words(text: str) -> list[str]:
@@ -119,9 +130,19 @@ BODY_TOPIC_WEIGHT = 0.08  # the body's words only break ties between families th
 CODE_ONLY_RE = re.compile(r"^[\W\d_]*(?:[A-Z][A-Z_]{2,40})?[\W\d_]*$")  # "400 FAILED_PRECONDITION": a row's codes
 QUOTED_RE = re.compile(r"[\"“`]([^\"”`]{6,200})[\"”`]")
 REFINES_SCORE = 0.3  # own-heading topic score at which a subsection picks a narrower family of its parent's
+MAX_NEAR = 4  # families a heading may name equally and still let the text's words choose among them
 UNKNOWN_HEADING = 0.2  # below this, no family knows the error a heading names
 PARTIAL_HEADING = 0.25  # a heading this close to a family lets the section's text decide
 EVIDENCE_SCORE = 0.6  # machine output (a code block, a quoted error) must match this well to decide
+
+
+def prose(unit: Unit) -> str:
+    """A unit's text without its code blocks: what its words say, not the identifiers its code uses
+    (`model_name` in a snippet does not make a section about model names)."""
+    text = unit.text
+    for code in unit.advice.code:
+        text = text.replace(code, " ")
+    return text
 
 
 def _scope_text(unit: Unit) -> str:
@@ -134,11 +155,24 @@ def _scope_text(unit: Unit) -> str:
     return unit.heading
 
 
+PROBLEM_HEADING_RE = re.compile(
+    r"^\W*(?:the )?(?:problems?|issues?|symptoms?|what you see|errors? seen|problema|masalah|v[aấ]n đề|"
+    r"问题|問題|症状|現象|现象)\b",
+    re.I,
+)
+# Machine output says it failed in these words too ("Failed to connect to ...", "Connection refused").
+FAILURE_WORDS_RE = re.compile(
+    r"\b(?:Error|Exception|error|timed out|[Ff]ailed to|refused|unreachable|reset by peer|not found|not valid|denied)\b"
+)
+
+
 def _evidence(unit: Unit, kb: KnowledgeBase, *, quoted: bool = True) -> list[tuple[str, float, str]]:
     """Families that the unit's machine output (code blocks, and quoted errors if `quoted`) names confidently."""
     found: dict[str, tuple[float, str]] = {}
-    for text in [*unit.advice.code, *(unit.messages if quoted else [])][:8]:
-        if not ERROR_TOKEN_RE.search(text) and not re.search(r"\b(?:Error|Exception|error|timed out)\b", text):
+    # Under "Problem" or "Symptoms" the list items are the errors seen ("429 RESOURCE_EXHAUSTED with limit: 0").
+    seen = [*unit.advice.fix, *unit.advice.summary] if PROBLEM_HEADING_RE.search(unit.heading) else []
+    for text in [*unit.advice.code, *(unit.messages if quoted else []), *seen][:12]:
+        if not ERROR_TOKEN_RE.search(text) and not FAILURE_WORDS_RE.search(text):
             continue
         result = match(text, kb, limit=2, about_gemini=True)
         top = result.top
@@ -174,6 +208,8 @@ def _from_heading(unit: Unit, heading: str, kb: KnowledgeBase, topics: Topics) -
         if top and top.score >= SIGNATURE_SCORE:
             found.offer(top.id, top.score, f"quoted in the heading: {top.why}")
     for t in topics.score(expand(unit.heading))[:6]:  # its own words, not a parent's
+        if all(w in PLATFORM_WORDS for w in t.words):
+            continue  # "Vertex AI" alone says where a call went, not what went wrong (it can still refine a parent)
         found.offer(t.entry_id, TOPIC_WEIGHT * t.score, f"heading is about {', '.join(t.words)}")
     heading_words = _words(unit.heading)  # named in the heading's own words (synonyms only feed the topics)
     order: dict[str, int] = {}
@@ -186,6 +222,37 @@ def _from_heading(unit: Unit, heading: str, kb: KnowledgeBase, topics: Topics) -
             earlier = found.why.get(entry_id)
             found.why[entry_id] = f'heading names "{entry_id}"' + (f" + {earlier}" if earlier else "")
     return found, order
+
+
+def _settle_shared_status(unit: Unit, heading: str, found: _Candidates, kb: KnowledgeBase, topics: Topics) -> None:
+    """A heading that names only a status several families share ("400 FAILED_PRECONDITION") is about the
+    family its text describes (a free tier to enable billing for, a location); without such a text it is
+    about none of them."""
+    shared = topics.shared_statuses
+    named = {s for s in STATUS_NAME_RE.findall(heading) if s in shared}
+    if not named or unit.kind == "faq":
+        return
+    group = set().union(*(shared[s] for s in named))
+    status_words = set(terms(" ".join(named)))
+    own = {t.entry_id: set(t.words) - status_words for t in topics.score(expand(unit.heading))}
+    # Families the text may pick: those with the shared status, and those with no status of their own.
+    allowed = group | {e for e, entry in kb.entries.items() if entry.reviewed and entry.status is None}
+    ranked = [t for t in topics.score(expand(prose(unit)), capped=False) if t.entry_id in allowed]
+    pick = None
+    if (
+        ranked
+        and len(ranked[0].words) > 1
+        and set(ranked[0].words) & topics.names[ranked[0].entry_id]  # "billing", not only words it shares
+        and (len(ranked) == 1 or ranked[0].score - ranked[1].score >= ATTACH_MARGIN)
+    ):
+        pick = ranked[0].entry_id
+    for entry_id in group & set(found.scores):
+        if entry_id != pick and not own.get(entry_id):
+            found.scores[entry_id] *= 0.5  # the status alone does not say which of them
+    if pick:
+        top = max(found.scores.values(), default=0.0)
+        why = f"{', '.join(sorted(named))} is shared; the text is about {pick}"
+        found.offer(pick, max(top + 0.01, ATTACH_SCORE), why)
 
 
 def _refined(best: str, unit: Unit, found: _Candidates, kb: KnowledgeBase, topics: Topics) -> str | None:
@@ -204,18 +271,47 @@ def _refined(best: str, unit: Unit, found: _Candidates, kb: KnowledgeBase, topic
 
 
 def choose_family(
-    unit: Unit, kb: KnowledgeBase, topics: Topics | None = None, *, title: str = ""
+    unit: Unit, kb: KnowledgeBase, topics: Topics | None = None, *, title: str = "", context: str | None = None
 ) -> tuple[str | None, float, str]:
     """The family a unit is about, its score and why; None when nothing is clear enough.
 
     A unit is about what its heading (a row's identifying cells, a group's error line) says, read by
     the matcher and by the families' vocabulary; its text counts when the heading names an error or
-    comes close, and its quoted machine output decides when the heading says nothing.
+    comes close, and its quoted machine output decides when the heading says nothing. `context` is the
+    family the enclosing heading or the title is about: it settles ties, and a section whose own
+    heading names nothing ("The Solution", "原因") is about it.
     """
-    topics = topics or Topics(kb)
+    topics = topics or topics_for(kb)
+    family, score, why, decided = _choose(unit, kb, topics, title, context)
+    if context is None or decided or unit.kind != "section" or family is not None:
+        return family, score, why
+    if names_an_error(unit.heading) or context not in kb.entries or not PART_HEADING_RE.search(unit.heading):
+        return family, score, why  # a heading naming an error no family knows stays a new problem
+    return context, max(score, ATTACH_SCORE), f"under a heading about {context}"
+
+
+# Headings that name a part of a problem, in the languages guides are written in: the problem, its cause, its
+# fix, a check, one of several options. Under a heading about one family, such a section is about it too.
+PART_HEADING_RE = re.compile(
+    r"\b(?:problem|issue|symptom|error|cause|why|reason|solution|fix|resol|workaround|how to|steps?|verify|check|"
+    r"confirm|diagnos|option|method|approach|what to do|what (?:it|this) means|detail|"
+    r"problema|causa|raz[oó]n|soluci[oó]n|solu[cç][aã]o|op[cç][aã]o|opci[oó]n|passo|paso|verificar|"
+    r"penyebab|solusi|masalah|cara|nguy[eê]n nh[aâ]n|c[aá]ch|gi[aả]i ph[aá]p|ursache|l[oö]sung|fehler|probl[eè]me)|"
+    r"原因|解决|解決|対処|対策|方法|方案|问题|問題|症状|确认|確認|错误|錯誤|エラー|修正|修复|修復|手順|步骤|詳細",
+    re.I,
+)
+SUBJECT_SCORE = 0.6  # a title or enclosing heading must name its family this clearly to lend it to its parts
+JOINED_RE = re.compile(r"\s(?:&|and|y|e|et|und)\s|、|和|与|及|および")  # "Quota & Reference Images": two subjects
+
+
+def _choose(
+    unit: Unit, kb: KnowledgeBase, topics: Topics, title: str, context: str | None
+) -> tuple[str | None, float, str, bool]:
+    """`choose_family` without the enclosing heading's subject; the last value says whether the unit's own
+    heading, or a quoted error, decided (else the enclosing heading may)."""
     reason = out_of_scope(_scope_text(unit))
     if reason:
-        return None, 0.0, reason
+        return None, 0.0, reason, True
     heading = expand(subject(unit, title))
     found, order = _from_heading(unit, heading, kb, topics)
     from_heading = found.best
@@ -233,7 +329,11 @@ def choose_family(
     if from_heading >= PARTIAL_HEADING and found.best < ATTACH_SCORE:
         # The heading names a few families equally ("Review your network configuration"): the text says which.
         near = [k for k, v in found.scores.items() if v >= from_heading - ATTACH_MARGIN]
-        pick = topics.tell_apart(near, expand(unit.text), strict=True) if len(near) > 1 else None
+        # A word a crowd of families shares ("key", "model") leaves too many for a text's words to choose from.
+        few = 1 < len(near) <= MAX_NEAR
+        pick = topics.tell_apart(near, expand(prose(unit)), strict=True) if few else None
+        if context in near and len(near) > 1:
+            pick = context  # "Get a new key" under a guide about expired keys: that key family
         if pick:
             found.offer(pick, ATTACH_SCORE, f"{found.why[pick]}; the text is about {pick}")
     evidence: set[str] = set()
@@ -241,37 +341,43 @@ def choose_family(
         for entry_id, score, why in _evidence(unit, kb):
             evidence.add(entry_id)
             found.offer(entry_id, score, why)
-    context = "\n".join([title, *unit.parents, unit.heading, unit.text])
-    scores = {k: v for k, v in found.scores.items() if not platform_missing(k, context)}
+    where = "\n".join([title, *unit.parents, unit.heading, unit.text])
+    scores = {k: v for k, v in found.scores.items() if not platform_missing(k, where)}
     if not scores:
-        return None, 0.0, "not about a specific error"
-    body = {t.entry_id: t.score for t in topics.score(expand(unit.text))}
+        return None, 0.0, "not about a specific error", False
+    body = {t.entry_id: t.score for t in topics.score(expand(prose(unit)))}
     scores = {k: v + BODY_TOPIC_WEIGHT * body.get(k, 0.0) for k, v in scores.items()}
     found.scores = scores
+    strong = from_heading >= ATTACH_SCORE
+    _settle_shared_status(unit, heading, found, kb, topics)
+    scores = found.scores
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], order.get(kv[0], 1_000), kv[0]))
     best, score = ranked[0]
+    strong = strong or best in evidence
     if score < ATTACH_SCORE:
         if not names_an_error(heading):
-            return None, score, "not about a specific error"
-        return None, score, f"best family {best} scores only {score:.2f}"
+            return None, score, "not about a specific error", False
+        return None, score, f"best family {best} scores only {score:.2f}", False
     child = _refined(best, unit, found, kb, topics)
     if child:  # a subsection's own words name a narrower family of what its parent heading is about
-        return child, min(score, 1.0), f"{found.why[best]}; its own heading is about {child}"
+        return child, min(score, 1.0), f"{found.why[best]}; its own heading is about {child}", True
     if len(ranked) > 1:
         second, second_score = ranked[1]
         entries = kb.entries
         related = entries[best].specialises == second or entries[second].specialises == best
         if score - second_score < ATTACH_MARGIN and not related and order[best] == order[second]:
             if best in evidence and second in evidence:
-                return best, min(score, 1.0), found.why[best]  # two quoted errors: the other is added beside it
-            pick = topics.tell_apart([best, second], expand(unit.text))
+                return best, min(score, 1.0), found.why[best], True  # two quoted errors: the other is added beside it
+            if context in (best, second):
+                return context, min(score, 1.0), f"{found.why[context]}; the enclosing heading is about {context}", True
+            pick = topics.tell_apart([best, second], expand(prose(unit)))
             if pick:
-                return pick, min(scores[pick], 1.0), f"{found.why[pick]}; the text is about {pick}"
+                return pick, min(scores[pick], 1.0), f"{found.why[pick]}; the text is about {pick}", strong
             parent = entries[best].specialises
             if parent and parent == entries[second].specialises:
-                return parent, min(score, 1.0), f"{best} and {second} both fit: their common family"
-            return None, score, f"{best} and {second} fit equally well"
-    return best, min(score, 1.0), found.why[best]
+                return parent, min(score, 1.0), f"{best} and {second} both fit: their common family", strong
+            return None, score, f"{best} and {second} fit equally well", strong
+    return best, min(score, 1.0), found.why[best], strong
 
 
 def names_an_error(heading: str) -> bool:
@@ -350,8 +456,8 @@ def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics
     """Families close to `entry_id` (its narrower or sibling families) that one cause item is all about."""
     entry = kb.entries[entry_id]
     found = []
-    for cause in unit.advice.causes[:8]:
-        ranked = topics.score(expand(cause), capped=False)
+    for cause in [*unit.advice.summary[:1], *unit.advice.causes[:8]]:  # what it means, and why it happens
+        ranked = topics.score(expand(cause))
         if not ranked or TOPIC_WEIGHT * ranked[0].score < CAUSE_SCORE:
             continue
         top = ranked[0]
@@ -366,6 +472,15 @@ def _cause_families(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics
     return found
 
 
+def _item_family(text: str, kb: KnowledgeBase) -> str | None:
+    """The family one item's quoted error names confidently, if any."""
+    if not ERROR_TOKEN_RE.search(text) and not FAILURE_WORDS_RE.search(text):
+        return None
+    result = match(text, kb, limit=2, about_gemini=True)
+    top = result.top
+    return top.id if top and top.score >= EVIDENCE_SCORE and result.confident else None
+
+
 def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan: ArticlePlan) -> Unit:
     """The unit with every claim that contradicts the family's guide taken out (and listed)."""
     entry = kb.entries[entry_id]
@@ -373,8 +488,12 @@ def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan
     found = heading_conflict(ident, entry, unit.label)
     plan.conflicts += [found] if found else []
     advice = Advice()
+    observed = PROBLEM_HEADING_RE.search(unit.heading) is not None
     for kind in ("summary", "causes", "diagnosis", "fix"):
-        kept, conflicts = check_items(getattr(unit.advice, kind), entry, table, unit.label)
+        items = getattr(unit.advice, kind)
+        if observed:  # under "Problem", an item naming another family's error is that family's, not a claim
+            items = [i for i in items if _item_family(i, kb) in (None, entry_id)]
+        kept, conflicts = check_items(items, entry, table, unit.label)
         setattr(advice, kind, kept)
         plan.conflicts += conflicts
     advice.code = list(unit.advice.code)
@@ -391,7 +510,9 @@ def _without_conflicts(unit: Unit, entry_id: str, kb: KnowledgeBase, table, plan
     return Unit(unit.kind, unit.heading, unit.parents, unit.text, advice, unit.messages, unit.cells)
 
 
-def _also_about(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics) -> list[tuple[str, float, str]]:
+def _also_about(
+    unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics, *, title: str = ""
+) -> list[tuple[str, float, str]]:
     """Other families a placed unit is about too, each with a score and why."""
     found: list[tuple[str, float, str]] = []
     words = _words(expand(unit.heading))
@@ -401,9 +522,14 @@ def _also_about(unit: Unit, entry_id: str, kb: KnowledgeBase, topics: Topics) ->
     for other in _cause_families(unit, entry_id, kb, topics):  # a cause all about a narrower or sibling family
         found.append((other, CAUSE_SCORE, "one of its causes is about it"))
     found += _evidence(unit, kb, quoted=False)  # machine output that names another family confidently
+    for child, parent in topics.parents.items():  # the same error on a platform the unit is about ("Vertex AI")
+        only_platform = topics.distinctive(child, parent) and topics.distinctive(child, parent) <= set(PLATFORM_WORDS)
+        if parent == entry_id and only_platform and not platform_missing(child, unit.heading + "\n" + unit.text):
+            found.append((child, CAUSE_SCORE, "the same error on the platform the text is about"))
     unique: dict[str, tuple[str, float, str]] = {}
+    context = "\n".join([title, *unit.parents, unit.heading, unit.text])
     for family in found:
-        if family[0] != entry_id:
+        if family[0] != entry_id and not platform_missing(family[0], context):
             unique.setdefault(family[0], family)
     return list(unique.values())
 
@@ -415,16 +541,32 @@ def plan_article(article: Article, kb: KnowledgeBase, *, display: str, taken: se
     """
     plan = ArticlePlan(article, display, hashlib.sha256(display.encode()).hexdigest()[:16])
     known = _known_signatures(kb)
-    topics = Topics(kb)
+    topics = topics_for(kb)
     table = rules(kb.entries)
+    about: dict[str, str | None] = {}  # heading -> the family it names on its own
+
+    def heading_subject(heading: str) -> str | None:
+        if heading not in about:
+            alone = Unit("section", heading, (), heading, Advice())
+            family, score, _ = choose_family(alone, kb, topics)
+            joined = JOINED_RE.search(heading)
+            # One word is not enough to lend a subject ("internal wiki" is not about internal errors).
+            words = next((t.words for t in topics.score(expand(heading)) if t.entry_id == family), ())
+            status = kb.entries[family].http_status if family else None
+            clear = names_an_error(heading) or len(words) > 1 or str(status) in BARE_STATUS_RE.findall(heading)
+            about[heading] = family if score >= SUBJECT_SCORE and clear and not joined else None
+        return about[heading]
+
     for unit in article.units:
-        entry_id, score, why = choose_family(unit, kb, topics, title=article.title)
+        enclosing = [h for h in [*reversed(unit.parents), article.title] if h and h != unit.heading]
+        context = next((f for h in enclosing if (f := heading_subject(h))), None)
+        entry_id, score, why = choose_family(unit, kb, topics, title=article.title, context=context)
         home = entry_id
         if entry_id is not None:
             clean = _without_conflicts(unit, entry_id, kb, table, plan)
             if clean.advice or not unit.advice:
                 plan.placements.append(Placement(clean, entry_id, score, why))
-                for other, other_score, other_why in _also_about(unit, entry_id, kb, topics):
+                for other, other_score, other_why in _also_about(unit, entry_id, kb, topics, title=article.title):
                     also = _without_conflicts(unit, other, kb, table, plan)
                     plan.placements.append(Placement(also, other, other_score, other_why))
             else:

@@ -9,9 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.inputs import GuideError, input_hash, source_files
-from kb.schema import SCHEMA_VERSION, connect_ro
+from kb.schema import SCHEMA_VERSION
 from kb.settings import GUIDES_DIR
-from kb.store import PROJECT_ROOT, KnowledgeBase, KnowledgeBaseError, inputs_of, open_kb, read_meta
+from kb.store import (
+    PROJECT_ROOT,
+    KnowledgeBase,
+    KnowledgeBaseError,
+    NotAKnowledgeBase,
+    inputs_of,
+    open_kb,
+    read_meta,
+)
 
 if TYPE_CHECKING:
     from ingest.build import BuildReport
@@ -36,23 +44,11 @@ def staleness(path: Path) -> str | None:
     return None
 
 
-def _tables(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    try:
-        conn = connect_ro(path)
-        try:
-            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return set()  # not SQLite at all, or damaged: nothing there worth keeping
-
-
 def ensure_built(path: Path, *, reason: str | None = None) -> BuildReport | None:
     """Build `path` when missing or stale, or because of `reason` (e.g. damaged); return the report, or None
-    when the file was kept. An SQLite file that is not a knowledge base is never overwritten; when the build
-    fails and the old file is a knowledge base of this schema that is merely stale, it is kept (a warning)."""
+    when the file was kept. Only a missing file or a knowledge base this program built is ever written
+    (`ingest.build.refuse_foreign`); when the build fails and the old file is a knowledge base of this schema
+    that is merely stale, it is kept (a warning). Builds of one file take turns (`ingest.build.kb_lock`)."""
     forced = reason is not None
     try:
         reason = reason or staleness(path)
@@ -60,20 +56,19 @@ def ensure_built(path: Path, *, reason: str | None = None) -> BuildReport | None
         reason = f"unreadable build record ({exc})"
     if reason is None:
         return None
-    meta = read_meta(path) if path.exists() else None
-    tables = _tables(path)
-    if tables and not tables & {"entries", "signatures"} and "input_hash" not in (meta or {}):
-        raise KnowledgeBaseError(
-            f"{path} is an SQLite database but not a gemini-kb knowledge base (tables: "
-            f"{', '.join(sorted(tables)[:5])}); not overwriting it: point GEMINI_KB_DB (or --db) at another file"
-        )
-    inputs = [p for p in inputs_of(meta) if p.exists()] or [GUIDES_DIR]
-    from ingest.build import build  # only when a build is due: the usual start-up only hashes the inputs
+    from ingest.build import build, kb_lock  # only when a build is due: the usual start-up only hashes the inputs
 
-    log.info("building knowledge base at %s (%s)", path, reason)
+    meta = read_meta(path)
+    inputs = [p for p in inputs_of(meta) if p.exists()] or [GUIDES_DIR]
     try:
-        return build(inputs, path, root=PROJECT_ROOT)
-    except (OSError, sqlite3.Error, RuntimeError, GuideError) as exc:
+        with kb_lock(path):  # another process may be building it: wait, then decide again on what it left
+            if not forced and (reason := staleness(path) or "") == "":
+                return None
+            log.info("building knowledge base at %s (%s)", path, reason)
+            return build(inputs, path, root=PROJECT_ROOT)
+    except NotAKnowledgeBase:
+        raise
+    except (OSError, sqlite3.Error, RuntimeError, GuideError, KnowledgeBaseError) as exc:
         if isinstance(exc, GuideError):
             problem = str(exc) or "no guides in " + ", ".join(str(p) for p in inputs)
         else:

@@ -2,17 +2,22 @@
 
 The new database is written beside the target under a temporary name, checked,
 and renamed over the old one: a failed build leaves the previous file intact.
+Only a path that does not exist, or that holds a knowledge base this program built (its `meta` table
+says so), is ever written; builds of one path take turns (`kb_lock`, an flock on a side file).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import sqlite3
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +29,78 @@ from ingest.guides import Guide, load_guides
 from ingest.inputs import GuideError, display_path, input_hash, source_files
 from ingest.proposals import ApprovedSignature, is_signature_file, load_signatures
 from kb.normalize import PLACEHOLDER, normalize
-from kb.schema import SCHEMA_VERSION, entry_columns, entry_row, model_row
-from kb.store import KnowledgeBase
+from kb.schema import SCHEMA_VERSION, connect_ro, entry_columns, entry_row, model_row
+from kb.store import KnowledgeBase, KnowledgeBaseError, NotAKnowledgeBase, read_meta, regular_file
+
+LOCK_WAIT_S = 600.0  # another build of the same file: wait this long for it, then give up clearly
+_held = threading.local()  # the lock files this thread holds (re-entrant: the CLI holds it around a build)
+
+
+def refuse_foreign(path: Path) -> None:
+    """Raise NotAKnowledgeBase unless `path` does not exist or holds a knowledge base this program built."""
+    if not os.path.lexists(path):
+        return
+    hint = "not overwriting it: point GEMINI_KB_DB (or --db) at another file"
+    if not regular_file(path):
+        raise NotAKnowledgeBase(f"{path} is not a regular file (a device, FIFO or folder); {hint}")
+    meta = read_meta(path)
+    if meta and "input_hash" in meta and "schema_version" in meta:
+        return
+    if path.stat().st_size == 0:
+        raise NotAKnowledgeBase(f"{path} is an empty file, not a gemini-kb knowledge base; {hint}")
+    tables = _tables(path)
+    if tables:
+        raise NotAKnowledgeBase(
+            f"{path} is an SQLite database but not a gemini-kb knowledge base (tables: "
+            f"{', '.join(sorted(tables)[:5])}); {hint}"
+        )
+    raise NotAKnowledgeBase(f"{path} is not a gemini-kb knowledge base (no SQLite build record); {hint}")
+
+
+def _tables(path: Path) -> set[str]:
+    try:
+        conn = connect_ro(path)
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return set()
+
+
+@contextmanager
+def kb_lock(path: Path, *, wait: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the build lock of `path` (an flock on `<path>.lock`): concurrent builds of one file, in any
+    process or thread, take turns, so each sees what the one before it wrote. Re-entrant in a thread."""
+    refuse_foreign(path)  # never create a lock file beside a device or someone else's file
+    lock_path = path.with_name(path.name + ".lock")
+    held: set[str] = getattr(_held, "paths", set())
+    _held.paths = held
+    key = str(lock_path.absolute())
+    if key in held:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise KnowledgeBaseError(
+                        f"another gemini-kb build of {path} held {lock_path.name} for {wait:g} s; try again later"
+                    ) from None
+                time.sleep(0.05)
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 @dataclass(frozen=True)
@@ -227,6 +302,7 @@ def write_database(
     approved: list[ApprovedSignature] | None = None,
 ) -> None:
     """Write parsed guides (and what articles add) to a new file beside `db_path`, check it, rename it into place."""
+    refuse_foreign(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{db_path.name}.", suffix=".tmp", dir=db_path.parent)
     os.close(fd)
@@ -243,6 +319,7 @@ def write_database(
         _validate(tmp, len(guides) + sum(len(p.new_entries) for p in plans))
         if before_rename is not None:
             before_rename(tmp)
+        refuse_foreign(db_path)  # still ours (or still absent) at the moment it is replaced
         os.replace(tmp, db_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -313,6 +390,23 @@ def build(
     Articles add to the families they match; an unreadable article is a warning, not a failure.
     `before_rename` is called with the finished temporary file (tests use it to simulate a failure half-way).
     """
+    with kb_lock(db_path):
+        try:
+            return _build(inputs, db_path, root=root, before_rename=before_rename)
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a file size limit, a read-only folder
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise KnowledgeBaseError(
+                f"cannot write the knowledge base at {db_path}: {detail}; the previous one is unchanged"
+            ) from exc
+
+
+def _build(
+    inputs: list[Path],
+    db_path: Path,
+    *,
+    root: Path | None,
+    before_rename: Callable[[Path], None] | None,
+) -> BuildReport:
     started = time.perf_counter()
     guides, articles, files = load_inputs(inputs, root=root)
     planned = plan_articles(guides, articles, root=root)

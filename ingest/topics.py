@@ -32,7 +32,8 @@ GENERIC_WORDS = frozenset(
     messages help solution solutions step steps way works working understand understanding
     handling handle note notes ai studio service services non review verify inspect
     configuration settings correct finish reason final thought thoughts conclusion summary overview
-    introduction takeaways""".split()
+    introduction takeaways need needs needed cloud new order generate generates generated generating
+    generation""".split()
 )
 
 # Glossary: words of guides written in Japanese or Chinese, as the English words the KB uses.
@@ -56,7 +57,32 @@ GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"権限|权限|許可がない", "permission"),
         (r"課金|请求付款|结算|计费|账单|支払い", "billing"),
         (r"朗読|复述|背诵|引用ブロック", "recitation"),
-        (r"コンテキスト長|上下文长度|トークン数の上限|令牌上限", "token limit context window"),
+        (
+            r"コンテキスト長|上下文长度|トークン数の上限|令牌上限|词元上限|詞元上限|入力トークン",
+            "token limit context window",
+        ),
+        (r"ネットワーク|网络|網路|網絡|连线|連線|连接|接続", "network connect"),
+        # Korean
+        (r"할당량|쿼터", "quota"),
+        (r"초과", "exceeded"),
+        (r"일당|일일|하루|매일", "per day daily"),
+        (r"분당", "per minute"),
+        (r"요청 ?(?:수 ?)?제한|속도 ?제한|레이트 ?리밋", "rate limit"),
+        (r"키", "key"),
+        (r"만료", "expired"),
+        (r"유출|노출", "leaked"),
+        (r"유효하지 않|잘못된|무효", "invalid not valid"),
+        (r"활성화되지 않|비활성화|사용 설정되지 않", "disabled"),
+        (r"권한", "permission"),
+        (r"모델", "model"),
+        (r"찾을 수 없|존재하지 않", "not found"),
+        (r"지역|국가", "location region"),
+        (r"결제|청구", "billing"),
+        (r"차단", "blocked"),
+        (r"안전", "safety"),
+        (r"시간 ?초과|타임아웃", "timeout deadline"),
+        (r"과부하", "overloaded"),
+        (r"네트워크|연결", "network connect"),
         (r"接続リセット|连接重置|连接被重置", "connection reset"),
         (r"超限|超出|超过|超過|上限に達", "exceeded"),
         (r"每分钟|每分鐘|毎分|1\s?分あたり", "per minute"),
@@ -64,6 +90,28 @@ GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"証明書|证书", "certificate"),
         (r"プロキシ|代理", "proxy"),
         (r"出力トークン|输出令牌|输出 token", "max tokens output"),
+    )
+)
+
+# Words of guides written in Spanish, Portuguese, French, German, Indonesian and Vietnamese, as the English
+# words the KB uses (whole words only; read in every text, since these scripts look like English).
+LATIN_GLOSSARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(r"(?<!\w)(?:" + "|".join(words) + r")(?!\w)", re.I), english)
+    for words, english in (
+        (("exced(?:id[oa]s?|e|eu|ida)", "superad[oa]", "dépassée?", "überschritten", "melebihi", "vượt"), "exceeded"),
+        (("cota", "cuota", "kuota", "kontingent"), "quota"),
+        (("por d[ií]a", "(?<=/)d[ií]a", "di[aá]ri[oa]s?", "per hari", "mỗi ngày", "par jour"), "per day daily"),
+        (("por minuto", "(?<=/)minuto", "per menit", "mỗi phút", "pro minute", "par minute"), "per minute"),
+        (("chave", "clave", "kunci", "khóa", "schlüssel", "clé"), "key"),
+        (("inv[aá]lid[oa]s?", "tidak valid", "không hợp lệ", "ungültig", "invalide"), "invalid"),
+        (("expirad[oa]", "caducad[oa]", "kedaluwarsa", "hết hạn", "abgelaufen", "expirée?"), "expired"),
+        (("bloquead[oa]s?", "diblokir", "bị chặn", "blockiert", "bloquée?"), "blocked"),
+        (("seguridad", "segurança", "keamanan", "an toàn", "sicherheit", "sécurité"), "safety"),
+        (("facturaci[oó]n", "faturamento", "cobran[cç]a", "penagihan", "thanh toán", "facturation"), "billing"),
+        (("no encontrad[oa]", "não encontrad[oa]", "tidak ditemukan", "không tìm thấy", "nicht gefunden"), "not found"),
+        (("permiss(?:ão|ões)", "permisos?", "quyền", "berechtigung(?:en)?"), "permission"),
+        (("sobrecargad[oa]", "kelebihan beban", "quá tải", "überlastet", "surchargée?"), "overloaded"),
+        (("regi[aã]o", "regi[oó]n", "pa[ií]s", "wilayah", "negara", "khu vực"), "location region"),
     )
 )
 
@@ -77,6 +125,7 @@ SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "invalid",
         ),
         (r"\b(?:exposed|compromised|published|public repo)", "leaked"),
+        (r"\bregional\b|\bgeo[- ]?(?:blocked|restricted|restrictions?)\b", "region location"),
         (r"\bthrottl\w*|\brate[- ]limited\b", "rate limit"),
         (r"\bnot enabled\b|\bturned off\b", "disabled"),
         (r"\btimed out\b|\btime-?outs?\b", "timeout"),
@@ -118,6 +167,12 @@ GRPC_NUMBER_RE = re.compile(r"\b(?:code\s*[=:]\s*|grpc (?:status |code )?|Status
 STATUS_NAME_RE = re.compile(r"\b(?:" + "|".join(GRPC_CODES.values()) + r"|FAILED_PRECONDITION|OUT_OF_RANGE)\b")
 
 
+# Status names spelt as words ("Error: `Invalid argument`"): the status they name.
+STATUS_WORDS_RE = re.compile(
+    r"\b(invalid argument|permission denied|resource exhausted|deadline exceeded|failed precondition)\b", re.I
+)
+
+
 def expand(text: str, *, number_kind: str | None = None) -> str:
     """`text` with enum numbers named and glossary words translated, appended so nothing is lost.
 
@@ -131,8 +186,11 @@ def expand(text: str, *, number_kind: str | None = None) -> str:
         extra.append(f"finish_reason {FINISH_REASON_NUMBERS[bare]}")
     elif number_kind == "grpc" and bare in GRPC_CODES and not STATUS_NAME_RE.search(text):
         extra.append(GRPC_CODES[bare])
-    if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
+    if re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3]", text):
         extra += [english for pattern, english in GLOSSARY if pattern.search(text)]
+    spelt = [m.upper().replace(" ", "_") for m in STATUS_WORDS_RE.findall(text)]
+    extra += [status for status in spelt if status not in text]
+    extra += [english for pattern, english in LATIN_GLOSSARY if pattern.search(text)]
     extra += [word for pattern, word in SYNONYMS if pattern.search(text)]
     return f"{text} ({'; '.join(dict.fromkeys(extra))})" if extra else text
 
@@ -148,8 +206,19 @@ def stem(word: str) -> str:
     return word
 
 
+# Words that are not about the error: file names and URLs ("gemini-client.ts" is not about clients), and
+# "support" as in "contact support" (only "not supported" names a family).
+NOT_TOPIC_RE = re.compile(
+    r"https?://\S+|\b[\w.-]+\.(?:tsx?|jsx?|py|java|kt|go|rb|php|cs|md|json|ya?ml|sh|ps1|toml|ini|cfg|html?)(?![A-Za-z0-9])|"
+    r"(?<!not )(?<!n't )(?<!un)\bsupport\b",
+    re.I,
+)
+CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])")  # maxOutputTokens, finishReason: identifiers say their words
+
+
 def terms(text: str) -> list[str]:
-    """Content words of `text`, stemmed, without the generic ones; UPPER_CASE codes split into words."""
+    """Content words of `text`, stemmed, without the generic ones; UPPER_CASE codes and camelCase split into words."""
+    text = CAMEL_RE.sub(" ", NOT_TOPIC_RE.sub(" ", text))
     words = re.findall(r"[A-Za-z][A-Za-z]+", text.replace("_", " "))
     return [stem(w) for w in words if w.lower() not in GENERIC_WORDS and len(w) > 1]
 
@@ -163,6 +232,19 @@ class TopicScore:
     entry_id: str
     score: float
     words: tuple[str, ...]
+
+
+def _shared_statuses(kb: KnowledgeBase) -> dict[str, set[str]]:
+    """Statuses that several unrelated families answer with (FAILED_PRECONDITION), each with those families."""
+    by_status: dict[str, set[str]] = {}
+    for entry_id, entry in kb.entries.items():
+        if entry.status and entry.reviewed:
+            by_status.setdefault(entry.status, set()).add(entry_id)
+    return {
+        status: family
+        for status, family in by_status.items()
+        if len({e for e in family if kb.entries[e].specialises not in family}) > 1
+    }
 
 
 class Topics:
@@ -196,6 +278,7 @@ class Topics:
         self.strong, self.weak = strong, weak
         self.names = {entry_id: set(terms(entry_id.replace("-", " "))) for entry_id in strong}
         self.parents = {entry_id: kb.entries[entry_id].specialises for entry_id in strong}
+        self.shared_statuses = _shared_statuses(kb)
 
     def distinctive(self, child: str, parent: str) -> set[str]:
         """Words of `child`'s id that its parent and its siblings do not use ("vertex" in vertex-quota-exhausted)."""

@@ -19,6 +19,8 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 BASE_URL_ENV = "GEMINI_BASE_URL"
 ALLOW_PRIVATE_ENV = "GEMINI_CHECK_ALLOW_PRIVATE"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")  # the order google-genai documents
+ONCALL_GROUP = re.compile(r"S[A-Z0-9]{2,30}")  # a Slack user group id (S0123ABC)
+MAINTAINER_ID = re.compile(r"[UWS][A-Z0-9]{2,30}")  # a Slack user (U…, W…) or user group (S…) id
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,7 @@ class BotSettings:
     # GEMINI_KB_MAINTAINERS: Slack user ids (U…, W…) and/or user group ids (S…) who curate in App Home.
     maintainers: tuple[str, ...] = ()
     digest_every: float = 3600.0  # GEMINI_KB_DIGEST_EVERY: seconds between digest rounds; 0 = no digest thread
+    oncall_group: str | None = None  # GEMINI_KB_ONCALL_GROUP: the Slack user group an "Escalate" click mentions
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
     if global_per_minute < 0:
         raise ConfigError("GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE must be 0 (no limit) or more")
     maintainers = tuple(m.strip() for m in (_get(env, "GEMINI_KB_MAINTAINERS") or "").split(",") if m.strip())
-    if bad := [m for m in maintainers if not re.fullmatch(r"[UWS][A-Z0-9]{2,30}", m)]:
+    if bad := [m for m in maintainers if not MAINTAINER_ID.fullmatch(m)]:
         raise ConfigError(f"GEMINI_KB_MAINTAINERS: {', '.join(bad)} is not a Slack user id (U…, W…) or group id (S…)")
     try:
         digest_every = float(_get(env, "GEMINI_KB_DIGEST_EVERY") or 3600.0)
@@ -123,6 +126,9 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
         raise ConfigError(f"GEMINI_KB_DIGEST_EVERY: {exc}") from exc
     if digest_every < 0:
         raise ConfigError("GEMINI_KB_DIGEST_EVERY must be 0 (no digests) or more seconds")
+    oncall = _get(env, "GEMINI_KB_ONCALL_GROUP")
+    if oncall and not ONCALL_GROUP.fullmatch(oncall):
+        raise ConfigError(f"GEMINI_KB_ONCALL_GROUP={oncall!r}: expected a Slack user group id such as S0123ABC")
     return BotSettings(
         bot_token=_get(env, "SLACK_BOT_TOKEN"),
         app_token=_get(env, "SLACK_APP_TOKEN"),
@@ -137,6 +143,7 @@ def load_bot_settings(env: Mapping[str, str]) -> BotSettings:
         allow_private=allow_private_from(env),
         maintainers=maintainers,
         digest_every=digest_every,
+        oncall_group=oncall,
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,18 @@ class KnowledgeBaseError(Exception):
     """The knowledge base cannot be opened or built; the message says why."""
 
 
+class NotAKnowledgeBase(KnowledgeBaseError):
+    """The path holds something else (a file of another kind, a device, a FIFO): it is never written."""
+
+
+def regular_file(path: Path) -> bool:
+    """`path` is a regular file (or a link to one): never a FIFO (opening it would hang), device or folder."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class SignatureRow:
     """A signature as stored: its entry, kind, original text and normalised form."""
@@ -39,6 +53,8 @@ class SignatureRow:
 
 def read_meta(path: Path) -> dict[str, str] | None:
     """The meta table of a knowledge-base file, or None when it is not one."""
+    if not regular_file(path):
+        return None
     try:
         conn = connect_ro(path)
         try:
@@ -157,6 +173,8 @@ def open_kb(path: Path) -> KnowledgeBase:
     a millisecond for the shipped file) and be of this schema. Nothing is written."""
     if not path.exists():
         raise KnowledgeBaseError(f"no knowledge base at {path}: run 'gemini-kb ingest'")
+    if not regular_file(path):
+        raise NotAKnowledgeBase(f"{path} is not a regular file: point GEMINI_KB_DB (or --db) at a knowledge base")
     try:
         conn = connect_ro(path)
         try:

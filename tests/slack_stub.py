@@ -7,8 +7,11 @@ receives response-URL posts, plus signed request builders shaped like Slack's re
         slack.wait_for(lambda: slack.calls("chat.postMessage"))
 
 Every Web API call is recorded (method, parameters, headers); `script` makes the next calls
-to a method fail (429 with Retry-After, 500, or a delay) for fault tests. `usergroups` sets what
-usergroups.users.list answers; views.publish and reactions.add/remove are answered like Slack does.
+to a method fail (429 with Retry-After, 500, or a delay) for fault tests. Posted messages are kept per
+channel, so conversations.replies reads a thread back; `files` holds what files.info answers and the
+file downloads serve; views.open checks its trigger_id; apps.connections.open hands out a Socket Mode
+URL (tests/socket_stub.py). `usergroups` sets what usergroups.users.list answers; views.publish and
+reactions.add/remove are answered like Slack does.
 """
 
 from __future__ import annotations
@@ -62,6 +65,32 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         return
 
+    def do_GET(self) -> None:
+        """Web API methods slack_sdk sends as GET (conversations.replies, files.info) and file downloads."""
+        split = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if split.path.startswith("/files/"):
+            self._download(split.path, headers)
+            return
+        self._handle(split.path, dict(parse_qsl(split.query, keep_blank_values=True)), headers)
+
+    def _download(self, path: str, headers: dict) -> None:
+        """url_private: the file's bytes, only with the bot token (as Slack answers a stranger: a login page)."""
+        file_id = path.split("/")[2]
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        self.stub._record(
+            Call("file_download", {"file": file_id, "authorized": token == self.stub.token}, headers, path, time.time())
+        )
+        content = self.stub.file_bytes.get(file_id)
+        if content is None or (self.stub.token and token != self.stub.token):
+            self._send(200, "<html>sign in</html>", "text/html")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(length) if length else b""
@@ -83,6 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
                     return
         else:
             params = dict(parse_qsl(raw, keep_blank_values=True))
+        self._handle(path, params, headers)
+
+    def _handle(self, path: str, params: dict, headers: dict) -> None:
         if path.startswith("/response/"):
             self.stub._record(Call("response_url", params, headers, path, time.time()))
             self._send(200, "ok", "text/plain")
@@ -146,13 +178,15 @@ class SlackStub:
         self.token, self.bot_user_id, self.bot_id = token, bot_user_id, bot_id
         self.app_token = app_token  # apps.connections.open takes this one only (Socket Mode)
         self.socket_url: str | None = None  # what apps.connections.open hands out (tests.socket_stub)
+        self.history: dict[str, list[dict]] = {}  # channel -> messages (posted by the bot, or put by a test)
+        self.files: dict[str, dict] = {}  # file id -> file object (files.info)
+        self.file_bytes: dict[str, bytes] = {}  # file id -> what url_private serves
         self._calls: list[Call] = []
         self._failed: list[Call] = []
         self._scripts: dict[str, list[Scripted]] = {}
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
         self._last_ts = 0.0
-        self.history: dict[str, list[dict]] = {}  # channel -> messages posted there (with their metadata)
         self.usergroups: dict[str, list[str]] = {}  # what usergroups.users.list answers, by group id
         handler = type("SlackHandler", (_Handler,), {"stub": self})
         self._server = _Server((HOST, 0), handler)
@@ -216,6 +250,34 @@ class SlackStub:
             self._calls.clear()
             self._failed.clear()
 
+    def add_message(self, channel: str, message: dict) -> dict:
+        """A message people posted (what conversations.replies will show)."""
+        with self._cond:
+            self.history.setdefault(channel, []).append(message)
+        return message
+
+    def add_file(self, name: str, content: bytes, *, filetype: str, mimetype: str, mode: str = "snippet") -> dict:
+        """A file shared in Slack, with its url_private on this stand-in; returns the file object."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        file = {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": filetype,
+            "pretty_type": filetype.title(),
+            "user": "U0000USER",
+            "mode": mode,
+            "size": len(content),
+            "url_private": f"{self.url}/files/{file_id}/{name}",
+            "url_private_download": f"{self.url}/files/{file_id}/download/{name}",
+            "is_external": False,
+        }
+        with self._cond:
+            self.files[file_id] = file
+            self.file_bytes[file_id] = content
+        return file
+
     def script(self, method: str, *responses: Scripted) -> None:
         """The next calls to `method` get these answers, in order (then normal service resumes)."""
         with self._cond:
@@ -238,19 +300,39 @@ class SlackStub:
             self._last_ts = max(time.time(), self._last_ts + 0.000001)
             return f"{self._last_ts:.6f}"
 
-    def _messages(self, params: dict, *, thread: bool) -> dict:
-        """conversations.replies / conversations.history over what was posted here, newest first."""
-        channel, oldest = params.get("channel"), float(params.get("oldest") or 0)
+    @staticmethod
+    def _shown(messages: list[dict], params: dict) -> list[dict]:
+        """Messages after `oldest`; their metadata only with include_all_metadata (as Slack answers)."""
+        oldest = float(params.get("oldest") or 0)
         with_meta = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        return [
+            m if with_meta else {k: v for k, v in m.items() if k != "metadata"}
+            for m in messages
+            if float(m["ts"]) > oldest or m.get("ts") == params.get("ts")
+        ]
+
+    def _replies(self, params: dict) -> dict:
+        """conversations.replies as Slack answers it: the parent first, then the replies oldest first."""
+        channel, parent_ts = str(params.get("channel")), str(params.get("ts"))
         with self._cond:
-            posted = list(self.history.get(str(channel), []))
-        if thread:
-            posted = [m for m in posted if m.get("thread_ts") == params.get("ts") or m["ts"] == params.get("ts")]
-        else:
-            posted = [m for m in posted if not m.get("thread_ts") or m.get("thread_ts") == m["ts"]]
-        posted = [m for m in posted if float(m["ts"]) > oldest]
-        shown = [m if with_meta else {k: v for k, v in m.items() if k != "metadata"} for m in posted]
-        return {"ok": True, "messages": shown[::-1][: int(params.get("limit") or 100)], "has_more": False}
+            posted = list(self.history.get(channel, []))
+        thread = [m for m in posted if m["ts"] == parent_ts or m.get("thread_ts") == parent_ts]
+        if not any(m["ts"] == parent_ts for m in thread):
+            return {"ok": False, "error": "thread_not_found"}
+        thread.sort(key=lambda m: float(m["ts"]))
+        thread = self._shown(thread, params)
+        limit = int(params.get("limit") or 1000)
+        return {"ok": True, "messages": thread[:limit], "has_more": len(thread) > limit}
+
+    def _history(self, params: dict) -> dict:
+        """conversations.history: the channel's messages outside threads (and thread parents), newest first."""
+        with self._cond:
+            posted = list(self.history.get(str(params.get("channel")), []))
+        top = [m for m in posted if not m.get("thread_ts") or m.get("thread_ts") == m["ts"]]
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
+        top = self._shown(top, {**params, "ts": None})
+        limit = int(params.get("limit") or 100)
+        return {"ok": True, "messages": top[:limit], "has_more": len(top) > limit}
 
     def _answer(self, method: str, params: dict, headers: dict, path: str) -> dict:
         body: dict
@@ -277,8 +359,20 @@ class SlackStub:
             body = {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
         elif method == "apps.connections.open":
             body = {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "unknown_method"}
-        elif method in ("conversations.replies", "conversations.history"):
-            body = self._messages(params, thread=method == "conversations.replies")
+        elif method == "conversations.replies":
+            body = self._replies(params)
+        elif method == "conversations.history":
+            body = self._history(params)
+        elif method == "files.info":
+            file = self.files.get(str(params.get("file")))
+            body = {"ok": True, "file": file} if file else {"ok": False, "error": "file_not_found"}
+        elif method == "views.open":
+            view = params.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            if not params.get("trigger_id") or not isinstance(view, dict):
+                body = {"ok": False, "error": "invalid_arguments"}
+            else:
+                body = {"ok": True, "view": {"id": f"V{next(self._ts):08d}", **view}}
         elif method == "chat.postEphemeral":
             body = {"ok": True, "message_ts": self._next_ts()}
         elif method == "chat.update":
@@ -492,6 +586,69 @@ def block_actions(
         "actions": [
             {**action, "block_id": action.get("block_id", "answer_actions"), "action_ts": f"{time.time():.6f}"}
         ],
+    }
+
+
+def message_action(
+    message: dict,
+    *,
+    response_url: str,
+    callback_id: str = "diagnose_error",
+    user: str = "U0000USER",
+    channel: str = "C0000CHAN",
+) -> dict:
+    """The `payload` of a message shortcut (`type: message_action`) used on `message`."""
+    return {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": TEAM_ID, "domain": "stub"},
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM_ID},
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"{next(_event_ids)}.{int(time.time())}.0123456789abcdef",
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": message,
+    }
+
+
+def feedback_action(message: dict, vote: str) -> dict:
+    """The action of a click on the 👍 (`up`) or 👎 of a message's feedback_buttons element."""
+    [block] = [b for b in message["blocks"] if b["type"] == "context_actions"]
+    element = block["elements"][0]
+    button = element["positive_button" if vote == "up" else "negative_button"]
+    return {
+        "type": "feedback_buttons",
+        "action_id": element["action_id"],
+        "block_id": block["block_id"],
+        "text": button["text"],
+        "value": button["value"],
+    }
+
+
+def view_submission(view: dict, values: dict, *, user: str = "U0000USER") -> dict:
+    """The `payload` of a modal's submission: the view as opened, with the inputs' state."""
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "stub"},
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "trigger_id": f"{next(_event_ids)}.{int(time.time())}.fedcba9876543210",
+        "view": {
+            **view,
+            "id": view.get("id", "V0000VIEW"),
+            "team_id": TEAM_ID,
+            "state": {"values": values},
+            "hash": "1700000000.abcdef",
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
     }
 
 

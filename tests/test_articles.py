@@ -404,3 +404,84 @@ def test_enum_numbers_and_foreign_words_are_spelt_out_in_the_kb_vocabulary():
     assert "own endpoint" in out_of_scope("401 from our gateway at /internal/llm")
     assert "local tool" in out_of_scope("EADDRINUSE when the MCP server starts")
     assert out_of_scope("404 NOT_FOUND: the model or the resource path does not exist") is None
+
+
+# -- what a blind run on real guides showed (docs/ingest-blind-expected.json); fixtures in our own words ----------
+
+
+def test_the_parts_of_a_one_problem_guide_take_the_family_its_title_names(capsys, tmp_path: Path):
+    plan = _dry_run(capsys, ARTICLES / "expired-key-quick-fix.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    by_heading = {s["heading"]: s for s in plan["sections"]}
+    for part in ("Why this happened", "The solution", "Verify it worked"):
+        assert by_heading[part]["attach_to"] == "api-key-expired", by_heading[part]
+    assert len(by_heading["The solution"]["advice"]["fix"]) == 3
+    for furniture in ("Files changed", "Useful links"):  # not a part of the problem: left out
+        assert by_heading[furniture]["attach_to"] is None, by_heading[furniture]
+
+
+def test_a_status_several_families_share_is_read_from_the_row_text(capsys, tmp_path: Path):
+    doc = read_document(ARTICLES / "status-table-copied.txt")
+    table = next(b for b in doc.blocks if b.kind == "table")  # its rows wrapped over two lines each
+    assert len(table.rows) == 7 and all(len(r) == 4 for r in table.rows)
+    assert table.rows[2][:2] == ("400", "FAILED_PRECONDITION") and "billing" in table.rows[2][2]
+    plan = _dry_run(capsys, ARTICLES / "status-table-copied.txt", db=tmp_path / "kb.sqlite")["articles"][0]
+    rows = [s for s in plan["sections"] if s["kind"] == "table-row" and "FAILED_PRECONDITION" in s["heading"]]
+    assert sorted(s["attach_to"] for s in rows) == ["billing-required", "location-unsupported"]
+    label = next(s for s in plan["sections"] if s["heading"].startswith("403 Error: Requests from referer"))
+    assert label["attach_to"] == "api-key-restricted"  # a "403 Error: <message>." line is a heading
+
+
+def test_file_names_identifiers_and_contact_support_are_not_topics(capsys, tmp_path: Path):
+    from ingest.topics import expand, terms
+
+    assert "client" not in terms("Fix 3: update gemini-client.ts") and "support" not in terms("Contact and Support")
+    assert "support" in terms("This model is not supported")
+    assert {"max", "output", "token"} <= set(terms("maxOutputTokens"))
+    assert "per day" in expand("Cota diária esgotada: 1.500 requisições/dia") and "quota" in expand("cuota excedida")
+    plan = _dry_run(capsys, ARTICLES / "guia-cota-pt.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {(s["heading"], s["attach_to"]) for s in plan["sections"]}
+    assert ("Causas possíveis", "quota-daily-exhausted") in placed  # a cause in Portuguese names the daily quota
+    assert ("Correção 3: atualizar o gemini-client.ts", "client-timeout") not in placed
+    assert not any(family == "method-not-supported" for _, family in placed)
+
+
+def test_errors_listed_under_problem_attach_each_family_without_false_conflicts(capsys, tmp_path: Path):
+    plan = _dry_run(capsys, ARTICLES / "problem-list-report.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    problem = {s["attach_to"] for s in plan["sections"] if s["heading"] == "Problem"}
+    assert problem == {"quota-zero-limit", "model-overloaded"}
+    assert plan["conflicts"] == []  # each listed error is its own family's, not a claim against the other
+    assert all(s["attach_to"] is None for s in plan["sections"] if s["heading"] in ("Files changed", "Commits"))
+
+
+def test_a_cause_under_an_error_heading_goes_where_its_own_words_say(capsys, tmp_path: Path):
+    plan = _dry_run(capsys, ARTICLES / "fetch-failed-causes.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {}
+    for s in plan["sections"]:
+        placed.setdefault(s["heading"], set()).add(s["attach_to"])
+    assert placed["2. Proxy settings"] == {"tls-or-proxy-error"}  # not the fetch error the parent names
+    assert placed["6. Unsupported user location"] == {"location-unsupported"}  # nor when it is no kin of it
+    assert placed["1. Check the internet connection"] == {"dns-or-connect-failure"}
+    assert "turn-order" not in placed["4. Quick fixes to try (in order)"]  # "order" names no family
+    # A two-column "message | likely cause" row is what its cause says, the wrong status listed beside the guide's.
+    row = next(s for s in plan["sections"] if s["kind"] == "table-row" and s["heading"].startswith("403 Forbidden"))
+    assert row["attach_to"] == "api-key-invalid"
+    assert any(c["entry_id"] == "api-key-invalid" and c["rule"] == "http-status" for c in plan["conflicts"])
+
+
+def test_korean_headings_are_read_in_the_kb_vocabulary(capsys, tmp_path: Path):
+    plan = _dry_run(capsys, ARTICLES / "gemini-errors-ko.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {s["heading"]: s["attach_to"] for s in plan["sections"]}
+    assert placed["할당량 초과: 일일 요청 수"] == "quota-daily-exhausted"
+    assert placed["API 키 만료"] == "api-key-expired"
+    assert placed["모델을 찾을 수 없음 (404)"] == "model-not-found"
+    assert placed["네트워크 연결 오류"] == "dns-or-connect-failure"
+
+
+def test_a_status_spelt_in_words_is_that_status(capsys, tmp_path: Path):
+    from ingest.topics import expand
+
+    assert "INVALID_ARGUMENT" in expand("Error: `Invalid argument`")
+    assert "PERMISSION_DENIED" in expand("permission denied")
+    plan = _dry_run(capsys, ARTICLES / "short-error-notes.md", db=tmp_path / "kb.sqlite")["articles"][0]
+    placed = {s["heading"]: s["attach_to"] for s in plan["sections"]}
+    assert placed["Error: `Invalid argument`"] == "invalid-argument"  # not a Live API message that contains it

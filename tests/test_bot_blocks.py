@@ -25,6 +25,14 @@ def _limits(message_blocks: list[dict], max_blocks: int = blocks.MAX_BLOCKS) -> 
             assert len(block["elements"]) <= 25
             for button in block["elements"]:
                 assert len(button["text"]["text"]) <= 75 and len(button["value"]) <= 2000
+        if block["type"] == "context_actions":  # Slack's reference: up to 5 feedback_buttons / icon_button
+            assert 0 < len(block["elements"]) <= 5 and len(block.get("block_id", "")) <= 255
+            for element in block["elements"]:
+                assert element["type"] == "feedback_buttons" and len(element["action_id"]) <= 255
+                for side in ("positive_button", "negative_button"):
+                    button = element[side]
+                    assert button["text"]["type"] == "plain_text" and len(button["text"]["text"]) <= 75
+                    assert 0 < len(button["value"]) <= 2000 and len(button.get("accessibility_label", "")) <= 75
 
 
 def _confident(entry_id: str, kb, *others: str, models: list[str] | None = None) -> MatchResult:
@@ -70,9 +78,9 @@ def test_buttons_follow_the_family(kb):
         return [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
 
     key = blocks.answer_message(_confident("api-key-invalid", kb), kb)
-    assert actions(key) == ["feedback_fixed", "feedback_not_it", "run_check"]
+    assert actions(key) == ["feedback_fixed", "run_check"]
     rate = blocks.answer_message(_confident("rate-limit-exceeded", kb, "quota-daily-exhausted"), kb)
-    assert actions(rate) == ["feedback_fixed", "feedback_not_it", "show_candidates"]
+    assert actions(rate) == ["feedback_fixed", "show_candidates"]
     model = blocks.answer_message(_confident("model-not-found", kb, models=["gemini-9-ultra"]), kb)
     run = next(
         e for b in model.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "run_check"
@@ -126,3 +134,34 @@ def test_home_view_fits_and_groups_by_status(kb):
     text = json.dumps(view)
     assert "429 RESOURCE_EXHAUSTED" in text and "with no match" in text and "Most frequent" in text
     assert all(f"`{e}`" in text for e in kb.entries)
+
+
+def test_every_answer_ends_with_thumbs_and_low_confidence_ones_offer_escalation(kb):
+    sure = blocks.answer_message(_confident("api-key-invalid", kb), kb, escalate=True)
+    unsure = MatchResult([Match("api-key-invalid", "t", 0.7, "")], True, False, signals=Signals())
+    nothing = MatchResult([], False, False, signals=Signals())
+    for message in (sure, blocks.answer_message(unsure, kb, escalate=True), blocks.answer_message(nothing, kb)):
+        _limits(message.blocks)
+        feedback = message.blocks[-1]
+        assert feedback["type"] == "context_actions" and feedback["elements"][0]["type"] == "feedback_buttons"
+    votes = [json.loads(sure.blocks[-1]["elements"][0][s]["value"]) for s in ("positive_button", "negative_button")]
+    assert [v["v"] for v in votes] == ["up", "down"] and {v["e"] for v in votes} == {"api-key-invalid"}
+
+    def ids(message):
+        return [e.get("action_id") for b in message.blocks for e in b.get("elements", [])]
+
+    assert "escalate" not in ids(sure)
+    assert "escalate" in ids(blocks.answer_message(unsure, kb, escalate=True))
+    assert "escalate" in ids(blocks.answer_message(nothing, kb, escalate=True))
+    assert "escalate" not in ids(blocks.answer_message(nothing, kb))  # no on-call group: no button
+
+
+def test_the_reasons_form_is_a_valid_modal(kb):
+    view = blocks.feedback_view(kb, entry_id="api-key-invalid", metadata='{"ch":"C1"}')
+    assert view["type"] == "modal" and len(view["title"]["text"]) <= 24 and len(view["blocks"]) <= 100
+    inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
+    assert set(inputs) == {"reason", "family", "note"}
+    assert not inputs["reason"].get("optional") and inputs["family"]["optional"] and inputs["note"]["optional"]
+    options = inputs["family"]["element"]["options"]
+    assert 0 < len(options) <= 100 and all(len(o["text"]["text"]) <= 75 for o in options)
+    assert {o["value"] for o in options} == set(kb.entries) or len(options) == 100

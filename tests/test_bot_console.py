@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,99 @@ def test_serve_with_a_bot_token_but_no_transport_says_what_to_set(monkeypatch: p
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     assert main(["serve", "--http"]) == 2
     assert "SLACK_BOT_TOKEN" in capsys.readouterr().err
+
+
+CHAINED = (
+    "Traceback (most recent call last):\n"
+    '  File "app.py", line 3, in <module>\n'
+    "    r = requests.post(url)\n"
+    "KeyError: 'candidates'\n"
+    "\n"
+    "The above exception was the direct cause of the following exception:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    '  File "app.py", line 9, in <module>\n'
+    "    raise RuntimeError('generation failed') from exc\n"
+    "google.genai.errors.ClientError: 429 RESOURCE_EXHAUSTED. {'error': {'code': 429, 'status': "
+    "'RESOURCE_EXHAUSTED'}}\n"
+)
+
+
+def test_a_chained_traceback_is_one_paste_and_words_are_not_pastes():
+    lines = [*CHAINED.splitlines(keepends=True), "\n", "help\n", "next paste\n", "\n", "exit\n", "after\n"]
+    found = list(pastes(lines))
+    assert [kind for kind, _ in found] == ["paste", "help", "paste", "exit", "paste"]
+    assert found[0][1] == CHAINED.rstrip("\n")
+    # During handling of the above exception... is a chain too.
+    other = CHAINED.replace(
+        "The above exception was the direct cause of the following exception:",
+        "During handling of the above exception, another exception occurred:",
+    )
+    assert list(pastes(other.splitlines(keepends=True))) == [("paste", other.rstrip("\n"))]
+
+
+def test_console_help_and_exit_are_commands_not_pastes(kb, tmp_path: Path):
+    state = StateDB(tmp_path / "s.sqlite")
+    service = AnswerService(kb, state, Checker(kb, timeout=1.0, per_user_per_minute=0), mode=ChannelMode.ERRORS)
+    out = io.StringIO()
+    stdin = io.StringIO(f"help\n\n{CHAINED}\nexit\n{RATE_ERROR}\n")
+    assert run_console(service, stdin=stdin, stdout=out, interactive=True, why="no SLACK_BOT_TOKEN set") == 0
+    text = out.getvalue()
+    assert text.startswith("gemini-kb console (no SLACK_BOT_TOKEN set)")
+    assert "'exit' or Ctrl-D quits" in text and text.count("Confidence:") == 1  # the chain, once; nothing after exit
+    assert state.summary().pastes <= 1
+
+
+def test_stats_says_when_the_state_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    """A state file that cannot be opened as one is reported, not shown as an empty state."""
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(bytes(range(256)) * 16)
+    monkeypatch.setenv("GEMINI_KB_STATE_DB", str(path))
+    assert main(["stats"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "cannot read the state database" in err
+
+
+def test_the_interactive_console_edits_lines_and_recalls_history(kb_path: Path, tmp_path: Path):
+    """On a terminal (a pty here), readline is in force: the up arrow recalls the last command."""
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**_env(kb_path, tmp_path), "TERM": "dumb"},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    os.close(follower)
+    seen = b""
+
+    def read_for(seconds: float, until: Callable[[], bool]) -> None:
+        nonlocal seen
+        end = time.monotonic() + seconds
+        while not until() and time.monotonic() < end:
+            if select.select([leader], [], [], 0.1)[0]:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+
+    marker = b"per-minute rate limit"
+    try:
+        read_for(30, lambda: b"no SLACK_BOT_TOKEN set" in seen)
+        os.write(leader, b"/gemini-check rate-limit-exceeded\n")
+        read_for(30, lambda: marker in seen)
+        once = seen.count(marker)
+        os.write(leader, b"\x1b[A\n")  # up arrow, enter: the same command again
+        read_for(30, lambda: seen.count(marker) > once)
+        os.write(leader, b"exit\n")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert b"no SLACK_BOT_TOKEN set" in seen
+    assert once >= 1 and seen.count(marker) > once, seen[-500:]

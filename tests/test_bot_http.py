@@ -46,7 +46,9 @@ def test_error_in_channel_gets_one_threaded_reply_naming_the_entry(running: Runn
     header = reply["blocks"][0]
     assert header["type"] == "header" and header["text"]["text"] == "API key rejected as not valid"
     buttons = [e["action_id"] for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert buttons[:3] == ["feedback_fixed", "feedback_not_it", "run_check"]
+    assert buttons[:2] == ["feedback_fixed", "run_check"]
+    [feedback] = [b for b in reply["blocks"] if b["type"] == "context_actions"]
+    assert feedback["elements"][0]["type"] == "feedback_buttons" and reply["blocks"][-1] is feedback
     assert state_rows(running.state_path, "SELECT entry_id, confident, text FROM pastes") == [
         ("api-key-invalid", 1, None)
     ]

@@ -262,6 +262,26 @@ def test_migrations_apply_once_and_a_newer_database_is_refused(make_state: MakeS
         make_state()
 
 
+def test_a_store_at_the_curation_schema_gets_the_feedback_migration_on_top(make_state: MakeState):
+    """Two branches both wrote a migration 3: curation kept 3, feedback reasons became 4. A store that already
+    runs the curation schema (version 3) gets only 4, and keeps its rows."""
+    fresh = make_state()
+    names = dict(fresh.fetch("SELECT version, name FROM schema_migrations"))
+    assert names[3].startswith("curation: misses queue") and names[4] == "feedback reasons, user settings"
+    miss = fresh.record_miss(kind="abstain", channel="C1", message_ts="1.1", user="U1", text="429", bot_said="none")
+    drop = (
+        "DROP TABLE feedback_reasons",
+        "DROP TABLE user_settings",
+        "DELETE FROM schema_migrations WHERE version > 3",
+    )
+    fresh._run(lambda c: [c.execute(sql) for sql in drop], tx=True)  # back to what the curation release left
+    upgraded = make_state()
+    assert (upgraded.migration.before, upgraded.migration.applied) == (3, list(range(4, LATEST + 1)))
+    assert miss is not None and [m["id"] for m in upgraded.misses()] == [miss]
+    upgraded.set_user_setting("U1", "diagnose", "private")
+    assert upgraded.user_setting("U1", "diagnose") == "private"
+
+
 def test_migrations_run_once_when_replicas_start_together(make_state: MakeState):
     stores: list[StateBase] = []
     lock = threading.Lock()

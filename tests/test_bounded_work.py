@@ -382,3 +382,36 @@ def test_global_limit_setting():
     for bad in ("-1", "lots", "2.5"):
         with pytest.raises(ConfigError, match="GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE"):
             load_bot_settings({"GEMINI_KB_CHECKS_GLOBAL_PER_MINUTE": bad})
+
+
+# -- 1 MB pastes: redaction stays linear (bench/redact_worst.py measures the figures) -------------------
+
+MB = 1_000_000
+MB_BUDGET_S = 2.0  # CPU seconds per 1 MB paste, redaction + matching; ~0.4 s measured, a PEM header took 4.2 s
+
+
+def _mb(unit: str) -> str:
+    return (unit * (MB // len(unit) + 1))[:MB]
+
+
+MB_PASTES = {
+    "PEM header repeated": _mb("-----BEGIN PRIVATE KEY-----"),
+    "PEM header and a line, repeated": _mb("-----BEGIN PRIVATE KEY-----\nMIIE"),
+    "key pastes repeated": _mb("AIzaSyFAKE-Leak3dKey_0123456789abcdefgh token: Xk9fPq2LmZ8rT4vW6yB1nC3d\n"),
+    "escapes and entities": _mb("%41\\u0042&#67;\u200b"),
+    "base64 words that decode": _mb("QUl6YVN5RDNtby1MZWFr "),
+}
+
+
+@pytest.mark.parametrize("name", list(MB_PASTES))
+def test_a_megabyte_paste_is_redacted_and_matched_in_bounded_time(kb, name: str):
+    from kb.redact import redact
+
+    text = MB_PASTES[name]
+    start = time.process_time()
+    result = match(text, kb)
+    redact(text, strict=True)  # what the state and the log would store
+    seconds = time.process_time() - start
+    print(f"1 MB {name}: {seconds * 1000:.0f} ms CPU")
+    assert seconds < MB_BUDGET_S, f"{name}: {seconds:.2f} s"
+    assert result.secrets_found or name in ("escapes and entities", "base64 words that decode")

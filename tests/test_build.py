@@ -14,7 +14,7 @@ from ingest.bootstrap import open_or_build, staleness
 from ingest.build import SCHEMA_VERSION, build
 from ingest.inputs import GuideError
 from kb.settings import GUIDES_DIR
-from kb.store import PROJECT_ROOT
+from kb.store import PROJECT_ROOT, NotAKnowledgeBase
 
 TABLES = ("entries", "signatures", "sources", "entry_sources", "models")
 
@@ -66,7 +66,7 @@ def test_failed_build_leaves_previous_database_intact(tmp_path):
     with pytest.raises(RuntimeError):
         build([GUIDES_DIR], db, root=PROJECT_ROOT, before_rename=explode)
     assert dump(db) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb.sqlite"]  # no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb.sqlite", "kb.sqlite.lock"]  # no temporary left
 
 
 def test_bad_guide_fails_the_build_and_keeps_the_old_file(tmp_path):
@@ -94,13 +94,16 @@ def test_stale_database_is_rebuilt_on_first_use(tmp_path):
     assert staleness(db) is None
 
 
-def test_corrupt_or_missing_database_is_rebuilt(tmp_path):
+def test_a_missing_database_is_built_and_a_file_of_another_kind_is_refused(tmp_path):
     db = tmp_path / "kb.sqlite"
     assert staleness(db) == "missing"
-    db.write_bytes(b"this is not sqlite" * 100)
-    assert staleness(db) == "not a readable knowledge base"
-    kb = open_or_build(db)
-    assert "rate-limit-exceeded" in kb.entries
+    assert "rate-limit-exceeded" in open_or_build(db).entries
+    other = tmp_path / "notes.sqlite"
+    other.write_bytes(b"this is not sqlite" * 100)
+    assert staleness(other) == "not a readable knowledge base"
+    with pytest.raises(NotAKnowledgeBase, match="not overwriting it"):
+        open_or_build(other)
+    assert other.read_bytes() == b"this is not sqlite" * 100
 
 
 def test_ingest_check_reports_path_and_line(tmp_path, capsys):

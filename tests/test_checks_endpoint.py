@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import socket
+import ssl
+import threading
+import time
 
 import pytest
 
 from bot.checks.certificate import certificate_notes
 from bot.checks.endpoint import api_answer, check_endpoint
+from bot.checks.runner import run_checks
 from bot.checks.target import TargetRefused, parse_target
 from tests.gemini_stub import HOST, PROXY_VARS, ConnectProxy, GeminiStub, TestPKI, closed_port_url
 
@@ -184,3 +190,123 @@ def test_trusted_but_foreign_issuer_for_google_is_flagged_as_interception():
     gts = {"issuer_org": "Google Trust Services", "issuer": "CN=WR2,O=Google Trust Services,C=US", "days_left": 60}
     assert any("likely TLS interception" in note for note in certificate_notes(corp, google))
     assert certificate_notes(gts, google) == []
+
+
+class DripServer:
+    """A TLS server on 127.0.0.1 that answers every request with a status line and then one header byte
+    every 50 ms, for as long as the client keeps the connection; it records each connection the client closed."""
+
+    def __init__(self, context):
+        self._context = context
+        self._listener = socket.create_server((HOST, 0))
+        self.port = self._listener.getsockname()[1]
+        self.closed_by_client = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> DripServer:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        try:
+            with self._context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                deadline = time.monotonic() + 20  # stops by itself
+                while time.monotonic() < deadline and not self._stop.is_set():
+                    tls.sendall(b"a")
+                    time.sleep(0.05)
+        except (OSError, ssl.SSLError):
+            with self._lock:
+                self.closed_by_client += 1
+
+
+def _open_fds() -> int:
+    gc.collect()  # a finished thread's read-only knowledge-base connection closes when it is collected
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_server_dripping_its_answer_cannot_outlive_the_check(kb, pki):
+    """Each check ends at its deadline and closes its socket: no thread and no socket is left behind."""
+    with DripServer(pki.trusted()) as server:
+        threads, fds = threading.active_count(), _open_fds()
+        runs = 6
+        for _ in range(runs):
+            start = time.perf_counter()
+            report = run_checks(
+                ["endpoint"],
+                key=None,
+                base_url=f"https://{HOST}:{server.port}",
+                model=None,
+                timeout=0.3,
+                deep=False,
+                kb=kb,
+                allow_private=True,
+            )
+            assert time.perf_counter() - start < 0.3 * 5 + 1
+            http = report.results[-1]
+            assert http.name == "endpoint.http" and not http.ok and "no answer" in http.detail
+        for _ in range(40):
+            if server.closed_by_client >= runs and threading.active_count() <= threads:
+                break
+            time.sleep(0.05)
+        assert server.closed_by_client == runs
+        assert threading.active_count() <= threads, [t.name for t in threading.enumerate()]
+        assert _open_fds() <= fds
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433",
+        "https://0x7f000001",
+        "https://127.1",
+        "https://0177.0.0.1",
+        "https://\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # full-width digits
+        "https://127\u30020\u30020\u30021",  # ideographic full stops
+        "https://[64:ff9b::a00:1]",  # NAT64 of 10.0.0.1
+        "https://[64:ff9b::7f00:1]",
+        "https://[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+        "https://[2002:a9fe:a9fe::]",  # 6to4 of the metadata service
+        "https://[::127.0.0.1]",
+        "https://intranet",
+    ],
+)
+def test_other_spellings_of_private_addresses_are_refused_even_through_a_proxy(kb, monkeypatch, url):
+    with pytest.raises(TargetRefused):
+        parse_target(url, allow_private=False)
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+        results, _ = endpoint(kb, url, allow_private=False)
+    assert not results[-1].ok and "refused" in results[-1].detail and proxy.seen == []
+
+
+def test_a_name_this_host_resolves_privately_is_refused_before_the_proxy(kb, trusted, monkeypatch):
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, *a, **k: real(HOST if host == "api.example.test" else host, *a, **k)
+    )
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url())
+        _results, by_name = endpoint(kb, "https://api.example.test", allow_private=False)
+    assert "resolves to a loopback address 127.0.0.1" in by_name["endpoint.dns"].detail
+    assert proxy.seen == []
+
+
+def test_public_addresses_in_other_spellings_are_still_checked():
+    assert parse_target("https://134744072", allow_private=False).host == "8.8.8.8"
+    assert parse_target("https://[2001:4860:4860::8888]", allow_private=False).host == "2001:4860:4860::8888"

@@ -77,3 +77,34 @@ def test_closest_models_ignores_prefix_and_case():
     names = ["models/gemini-2.5-flash", "models/gemini-2.5-pro", "models/gemini-embedding-001"]
     assert closest_models("Models/Gemini-2.5-Pro-latest", names)[0] == "gemini-2.5-pro"
     assert closest_models("zzzz", names) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gemini-2.5-flash:generateContent#",  # the SDK would append :countTokens after the `#`: generation
+        "gemini-2.5-flash:generateContent?",
+        "gemini-2.5-flash:streamGenerateContent",
+        "gemini-2.5-flash/../../files",
+        "gemini 2.5 flash",
+        "AIzaSyFAKE0123456789abcdefghijklmnopq",
+        "xoxb-1234567890-FAKEFAKEFAKEFAKE0123",
+        "",
+    ],
+)
+def test_a_name_that_is_not_a_model_name_is_never_sent(kb, stub, name):
+    before = len(stub.seen)
+    report = model_check(kb, stub, name, deep=True)
+    (result,) = report.results
+    assert not result.ok and ("not a model name" in result.detail or "no model name" in result.detail)
+    assert stub.seen[before:] == []
+    assert name[5:] not in report.target or not name
+
+
+def test_model_names_are_normalised_not_refused():
+    from bot.checks.model import model_name
+
+    assert model_name("Models/Gemini-2.5-Pro") == "gemini-2.5-pro"
+    assert model_name("tunedModels/my-tuned-model-x7k3") == "tunedModels/my-tuned-model-x7k3"
+    assert model_name("text-embedding-004") == "text-embedding-004"
+    assert model_name("gemini-2.0-flash-thinking-exp-01-21") == "gemini-2.0-flash-thinking-exp-01-21"

@@ -11,6 +11,7 @@ import logging
 import random
 import sqlite3
 import string
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pytest
 from bot.logs import RedactingFilter, configure_logging
 from tests.bot_harness import KEY_ERROR, RATE_ERROR, SECRET, TOKEN, Running, running_bot
 from tests.gemini_stub import GeminiStub, stub_key
+from tests.secret_shapes import SHAPES, Minter, decoded_views
 from tests.slack_stub import (
     BOT_USER_ID,
     Reply,
@@ -373,3 +375,142 @@ def test_a_feedback_click_with_a_key_for_entry_id_stores_no_key(kb, slack: Slack
         assert reply.status == 200
         running.settle(1)
     assert not any(key in row for row in _state_rows(state_path))
+
+
+# -- the shape corpus: 69 shapes in 10 classes, through every path, scanned in clear and decoded forms --------
+
+
+def _shape_corpus(running: Running, minter: Minter) -> tuple[list[Reply], dict[str, str], int, int]:
+    """Every shape through every path; returns the HTTP replies, channel -> shape of each paste that must
+    warn, the listener runs, and the number of slash checks (they answer through the response URL)."""
+    parallel: list[Callable[[], Reply]] = []
+    checks: list[Callable[[], Reply]] = []
+    must_warn: dict[str, str] = {}
+    runs = 0
+
+    def event(text: str, **fields) -> None:
+        nonlocal runs
+        event = message_event(text, **fields)
+        parallel.append(lambda: running.event(event)[0])
+        runs += 1
+
+    def slash(text: str, name: str, check: bool) -> None:
+        body = as_form(slash_command(text, response_url=running.slack.response_url(name)))
+        (checks if check else parallel).append(lambda: running.send(*body))
+
+    n_checks = 0
+    for i in range(len(SHAPES)):
+        s = minter.new(i, "channel paste")
+        event(f"{KEY_ERROR}\n{s.text}", channel=f"C{i:04d}PAST")
+        must_warn[f"C{i:04d}PAST"] = s.shape
+        s = minter.new(i, "dm")
+        event(f"{RATE_ERROR}\n{s.text}", channel=f"D{i:04d}DMDM", channel_type="im")
+        must_warn[f"D{i:04d}DMDM"] = s.shape
+        s = minter.new(i, "mention")
+        ts, text = new_ts(), f"<@{BOT_USER_ID}> why does this fail? {s.text}"
+        event(text, type="app_mention", ts=ts, channel=f"C{i:04d}MENT")
+        event(text, ts=ts, channel=f"C{i:04d}MENT")
+        must_warn[f"C{i:04d}MENT"] = s.shape
+        s = minter.new(i, "edited message")
+        event(
+            "",
+            subtype="message_changed",
+            channel=f"C{i:04d}EDIT",
+            message={"type": "message", "user": "U0000USER", "text": f"{KEY_ERROR}\n{s.text}", "ts": new_ts()},
+            previous_message={"type": "message", "user": "U0000USER", "text": "oops", "ts": new_ts()},
+        )
+        s = minter.new(i, "slash lookup")
+        slash(f"the nightly export hangs, creds were {s.text}", f"lookup-{i}", check=False)
+        if s.one_word:
+            for place, command in (
+                ("slash key", "key {v}"),
+                ("slash model", "model {v} deep"),
+                ("slash endpoint", "endpoint https://gateway.example.com/v1/{v}"),
+            ):
+                s = minter.new(i, place)
+                slash(command.replace("{v}", s.text), f"check-{i}-{place[6:]}", check=True)
+                n_checks += 1
+        s = minter.new(i, "button values")
+        message = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": "BBOT0001",
+            "text": "a",
+            "blocks": [],
+            "ts": new_ts(),
+            "thread_ts": new_ts(),
+        }
+        for action, value in (
+            ("feedback_not_it", json.dumps({"e": "rate-limit-exceeded", "o": [[s.text, 1]], "m": s.text})),
+            ("run_check", json.dumps({"k": "model", "m": s.text})),
+            ("show_entry", s.text),
+        ):
+            button = {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "b"},
+                "action_id": action,
+                "value": value,
+            }
+            body = as_payload_form(block_actions(message, button, response_url=running.slack.response_url(f"b{i}")))
+            (checks if action == "run_check" else parallel).append(lambda body=body: running.send(*body))
+            runs += 1
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda send: send(), parallel))
+    replies += [send() for send in checks]
+    running.settle(runs)
+    return replies, must_warn, runs, n_checks
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_secret_shape_through_every_path_is_found_nowhere_even_decoded(
+    kb, slack: SlackStub, gemini: GeminiStub, tmp_path: Path, fmt: str, restore_logging, record_property
+):
+    log_stream = io.StringIO()
+    ours = configure_logging(level="DEBUG", fmt=fmt, stream=log_stream)
+    for handler in list(logging.getLogger().handlers):
+        if handler is not ours:
+            logging.getLogger().removeHandler(handler)
+    minter = Minter(seed=21 if fmt == "text" else 22)
+    state_path = tmp_path / "state.sqlite"
+    with running_bot(kb, slack, state_path, checks_per_minute=0, checks_global_per_minute=0) as running:
+        replies, must_warn, _runs, n_checks = _shape_corpus(running, minter)
+        slack.wait_for(
+            lambda: len([c for c in slack.calls("response_url") if "/check-" in c.path]) >= n_checks, timeout=60
+        )
+        live_files = _file_bytes(state_path)
+        ephemerals = [c.params for c in slack.calls("chat.postEphemeral")]
+    files = {**{f"live {k}": v for k, v in live_files.items()}, **_file_bytes(state_path)}
+    ours.flush()
+    assert all(r.status == 200 for r in replies)
+
+    places: dict[str, list[str]] = {
+        "log line": log_stream.getvalue().splitlines(),
+        "Slack call": [json.dumps([c.method, c.params, c.path], ensure_ascii=False) for c in slack.calls()],
+        "HTTP answer": [r.body for r in replies],
+        "state row": _state_rows(state_path),
+        "state file": [data.decode("latin-1") for data in files.values()],
+    }
+    assert len(places["log line"]) > 100 and any("checks:" in row for row in places["state row"])
+    views = {
+        where: "\n\x00\n".join(v for item in items for v in decoded_views(item)) for where, items in places.items()
+    }
+    tried: Counter[str] = Counter()
+    leaks: Counter[str] = Counter()
+    examples = []
+    for place, secret in minter.minted:
+        tried[secret.cls] += 1
+        found = [where for where, text in views.items() if any(n in text for n in secret.needles)]
+        if found:
+            leaks[secret.cls] += 1
+            examples.append(f"{secret.shape} from the {place} in {', '.join(found)}")
+    warned = {p["channel"] for p in ephemerals if "rotate" in p["text"] and "delete" in p["text"]}
+    unwarned = sorted(shape for channel, shape in must_warn.items() if channel not in warned)
+    summary = (
+        f"{sum(tried.values())} secrets of {len(SHAPES)} shapes tried ({fmt} logs), {sum(leaks.values())} leaked; "
+        + ", ".join(f"{cls} {leaks[cls]}/{n}" for cls, n in sorted(tried.items()))
+        + f"; {len(must_warn) - len(unwarned)}/{len(must_warn)} pastes warned"
+    )
+    print(summary)
+    record_property("shapes_summary", summary)
+    assert not examples, "\n".join(examples[:20])
+    assert not unwarned, unwarned

@@ -9,8 +9,10 @@ pass here means the SDK will trust the same certificate.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -29,6 +31,8 @@ from kb.store import KnowledgeBase
 T = TypeVar("T")
 PROBE_PATH = "/v1beta/models"  # without a key the real API answers 403 PERMISSION_DENIED in JSON
 MAX_BODY = 64 * 1024
+MAX_HEAD = 64 * 1024
+PHASES = 5  # dns, tcp, tunnel, tls, http: the whole check ends within PHASES x the timeout
 
 
 class PhaseTimeout(Exception):
@@ -43,12 +47,20 @@ class _Run:
     timeout: float
     kb: KnowledgeBase | None
     results: list[CheckResult] = field(default_factory=list)
+    deadline: float = 0.0  # the whole check's end (perf_counter); no phase runs past it
+
+    def __post_init__(self) -> None:
+        self.deadline = self.deadline or time.perf_counter() + PHASES * self.timeout
+
+    def left(self) -> float:
+        """The time a phase starting now may take: its own timeout, cut to what is left of the whole."""
+        return max(0.001, min(self.timeout, self.deadline - time.perf_counter()))
 
     def phase(self, name: str) -> str:
         return f"endpoint.{name}"
 
     def fail(self, name: str, start: float, detail: str, error_text: str, **data: object) -> None:
-        context = f"Gemini endpoint check of {self.target.url}, {name} phase: "
+        context = f"Gemini endpoint check of {self.target.shown}, {name} phase: "
         self.results.append(
             failed(
                 self.phase(name),
@@ -78,6 +90,8 @@ def check_endpoint(url: str, *, timeout: float, kb: KnowledgeBase | None, allow_
     run.results.append(CheckResult(run.phase("proxy"), True, None, proxy.describe(), data=shown))
     via_proxy = proxy.url is not None
     host, port = (proxy.host, proxy.port) if via_proxy else (target.host, target.port)
+    if via_proxy and not allow_private and not _target_resolves_publicly(run):
+        return run.results
 
     addresses = _dns(run, host, port, vet=not via_proxy, allow_private=allow_private)
     if addresses is None:
@@ -104,7 +118,7 @@ def check_endpoint(url: str, *, timeout: float, kb: KnowledgeBase | None, allow_
 def _tunnel(run: _Run, sock: socket.socket, proxy: Proxy) -> bool:
     start = time.perf_counter()
     try:
-        authority = open_tunnel(sock, proxy, run.target, run.timeout)
+        authority = open_tunnel(sock, proxy, run.target, run.left())
     except TunnelError as exc:
         run.fail("tunnel", start, exc.detail, exc.error_text)
         return False
@@ -132,10 +146,28 @@ def _bounded(func: Callable[[], T], timeout: float) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
+def _target_resolves_publicly(run: _Run) -> bool:
+    """Behind a proxy the proxy resolves the name, so a name this host resolves to a private address (a hosts
+    file entry, split DNS) is refused here first. A name this host cannot resolve is left to the proxy."""
+    start = time.perf_counter()
+    host = run.target.host
+    try:
+        infos = _bounded(lambda: socket.getaddrinfo(host, run.target.port, type=socket.SOCK_STREAM), run.left())
+    except (PhaseTimeout, OSError, UnicodeError):
+        return True
+    try:
+        for *_rest, sockaddr in infos:
+            refuse_address(host, sockaddr[0], allow_private=False)
+    except TargetRefused as exc:
+        run.results.append(CheckResult(run.phase("dns"), False, ms_since(start, time.perf_counter()), str(exc)))
+        return False
+    return True
+
+
 def _dns(run: _Run, host: str, port: int, *, vet: bool, allow_private: bool) -> list[tuple[int, tuple]] | None:
     start = time.perf_counter()
     try:
-        infos = _bounded(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), run.timeout)
+        infos = _bounded(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), run.left())
     except PhaseTimeout:
         run.fail(
             "dns",
@@ -163,7 +195,7 @@ def _dns(run: _Run, host: str, port: int, *, vet: bool, allow_private: bool) -> 
 
 def _tcp(run: _Run, host: str, addresses: list[tuple[int, tuple]]) -> socket.socket | None:
     start = time.perf_counter()
-    deadline = start + run.timeout
+    deadline = start + run.left()
     errors: list[str] = []
     last: OSError | None = None
     for family, sockaddr in addresses:
@@ -215,7 +247,7 @@ def _tls(run: _Run, sock: socket.socket, proxy: Proxy) -> ssl.SSLSocket | None:
     except (ssl.SSLError, OSError) as exc:
         run.fail("tls", start, f"tls: cannot load the trust store: {exc}", f"SSLError: {exc}")
         return None
-    sock.settimeout(run.timeout)
+    sock.settimeout(run.left())  # CPython bounds the whole handshake by it, not each read
     family, peer = sock.family, sock.getpeername()
     try:
         tls = ctx.wrap_socket(sock, server_hostname=host)
@@ -264,10 +296,10 @@ def _peek_certificate(run: _Run, family: int, sockaddr: tuple, proxy: Proxy) -> 
     ctx.verify_mode = ssl.CERT_NONE
     try:
         with socket.socket(family, socket.SOCK_STREAM) as raw:
-            raw.settimeout(run.timeout)
+            raw.settimeout(run.left())
             raw.connect(sockaddr)
             if proxy.url:
-                open_tunnel(raw, proxy, run.target, run.timeout)
+                open_tunnel(raw, proxy, run.target, run.left())
             with ctx.wrap_socket(raw, server_hostname=run.target.host) as tls:
                 return describe_certificate(tls.getpeercert(binary_form=True) or b"")
     except (OSError, ssl.SSLError, TunnelError):
@@ -276,59 +308,96 @@ def _peek_certificate(run: _Run, family: int, sockaddr: tuple, proxy: Proxy) -> 
 
 def _http(run: _Run, tls: ssl.SSLSocket) -> None:
     start = time.perf_counter()
-    deadline = start + run.timeout
+    # One deadline for the request, the head and the body: a server that drips its answer byte by byte
+    # cannot keep the check (and its socket) alive past it.
+    deadline = start + run.left()
     target = run.target
     path = f"{target.prefix}{PROBE_PATH}"
+    shown_path = f"{target.shown_prefix}{PROBE_PATH}"
     authority = target.host if target.port == 443 else f"{target.host}:{target.port}"
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n"
         "Accept: application/json\r\nConnection: close\r\n\r\n"
     )
     try:
-        tls.settimeout(run.timeout)
+        tls.settimeout(max(0.001, deadline - time.perf_counter()))
         tls.sendall(request.encode())
-        response = http.client.HTTPResponse(tls, method="GET")  # type: ignore[arg-type]
+        raw = _read_response(tls, deadline)
+        response = http.client.HTTPResponse(_Recorded(raw), method="GET")  # type: ignore[arg-type]
         response.begin()
-        body = _read_body(response, tls, deadline)
+        try:
+            body = response.read(MAX_BODY)
+        except http.client.IncompleteRead as exc:  # cut at MAX_BODY: what arrived is enough to judge
+            body = exc.partial
     except (TimeoutError, PhaseTimeout):
         run.fail(
             "http",
             start,
-            f"http: no answer to GET {path} within {run.timeout:g} s",
-            f"ReadTimeout: The read operation timed out (GET {path})",
+            f"http: no answer to GET {shown_path} within {run.timeout:g} s",
+            f"ReadTimeout: The read operation timed out (GET {shown_path})",
         )
         return
     except (OSError, http.client.HTTPException) as exc:
-        run.fail("http", start, f"http: GET {path} failed: {type(exc).__name__}: {exc}", f"{type(exc).__name__}: {exc}")
+        run.fail(
+            "http",
+            start,
+            f"http: GET {shown_path} failed: {type(exc).__name__}: {exc}",
+            f"{type(exc).__name__}: {exc}",
+        )
         return
     verdict, answered = api_answer(response.status, response.getheader("Content-Type", ""), body)
-    data = {"status": response.status, "server": response.getheader("Server", ""), "path": path}
+    data = {"status": response.status, "server": response.getheader("Server", ""), "path": shown_path}
     if answered:
-        run.ok("http", start, f"GET {path} -> {verdict}", **data)
+        run.ok("http", start, f"GET {shown_path} -> {verdict}", **data)
     else:
         run.fail(
             "http",
             start,
-            f"http: GET {path} -> {verdict}",
-            f"HTTP {response.status} {response.reason} from {target.url}{path}: {verdict}",
+            f"http: GET {shown_path} -> {verdict}",
+            f"HTTP {response.status} {response.reason} from {target.shown}{PROBE_PATH}: {verdict}",
             **data,
         )
 
 
-def _read_body(response: http.client.HTTPResponse, sock: ssl.SSLSocket, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < MAX_BODY:
+class _Recorded:
+    """A finished response held in memory, for http.client to parse (status, headers, chunks)."""
+
+    def __init__(self, raw: bytes):
+        self._raw = raw
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self._raw)
+
+
+def _read_response(sock: ssl.SSLSocket, deadline: float) -> bytes:
+    """The raw response, read until it is complete (by Content-Length, the last chunk or the end of the
+    connection) or big enough to judge; PhaseTimeout at the deadline, whatever the server drips."""
+    data = b""
+    while len(data) < MAX_HEAD + MAX_BODY:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             raise PhaseTimeout()
         sock.settimeout(remaining)
-        chunk = response.read1(MAX_BODY - size)
+        chunk = sock.recv(16384)
         if not chunk:
             break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
+        data += chunk
+        if _complete(data):
+            break
+    return data
+
+
+def _complete(data: bytes) -> bool:
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    headers = head.lower()
+    match = re.search(rb"\r\ncontent-length:[ \t]*(\d{1,12})", headers)
+    if match:
+        return len(body) >= int(match.group(1))
+    if b"transfer-encoding: chunked" in headers:
+        return body.endswith(b"0\r\n\r\n")
+    return False
 
 
 def api_answer(status: int, content_type: str, body: bytes) -> tuple[str, bool]:

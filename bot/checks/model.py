@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from google.genai import errors, types
@@ -10,11 +11,35 @@ from rapidfuzz import fuzz, process, utils
 from bot.checks.explain import ms_since
 from bot.checks.key import PAGE_SIZE, TRANSPORT_ERRORS, KeySession, sdk_failure
 from bot.checks.result import CheckResult
+from kb.redact import redact
 from kb.store import KnowledgeBase
 
 SUGGESTIONS = 3
 SUGGESTION_CUTOFF = 60.0
 PROBE_TEXT = "ping"
+
+
+# What a model name is: lower-case words of letters and digits joined by `-` or `.` (gemini-2.5-flash,
+# text-embedding-004), optionally `tunedModels/ID`. Anything else (`:generateContent#`, `?`, `/`, a key)
+# never reaches the API: a `#` or `:` would change which method the SDK calls (generateContent spends quota).
+_MODEL_NAME = re.compile(r"[a-z][a-z0-9]{0,19}(?:[.\-][a-z0-9]{1,20}){0,12}")
+MAX_MODEL_NAME = 80
+NOT_A_MODEL = "not a model name: give one such as gemini-2.5-flash (lower-case letters, digits, '-' and '.')"
+
+
+def model_name(name: str | None) -> str | None:
+    """`name` as the API knows it (`Models/Gemini-2.5-Flash` -> `gemini-2.5-flash`), or None when it is not a
+    model name (it is then never sent, shown or stored)."""
+    raw = (name or "").strip()
+    prefix = ""
+    if raw.lower().startswith("tunedmodels/"):
+        prefix, raw = "tunedModels/", raw[len("tunedModels/") :]
+    elif raw.lower().startswith("models/"):
+        raw = raw[len("models/") :]
+    raw = raw.lower()
+    if len(raw) > MAX_MODEL_NAME or not _MODEL_NAME.fullmatch(raw) or redact(raw, strict=True)[1]:
+        return None
+    return prefix + raw
 
 
 def short_name(name: str) -> str:
@@ -38,7 +63,10 @@ def closest_models(name: str, available: list[str], *, limit: int = SUGGESTIONS)
 
 def check_model(name: str, session: KeySession, kb: KnowledgeBase | None, *, deep: bool) -> list[CheckResult]:
     """Get `name`; with `deep`, also count tokens on it (free) to prove the key may call it."""
-    name = short_name(name)
+    valid = model_name(name)
+    if valid is None:
+        return [CheckResult("model", False, 0.0, NOT_A_MODEL)]
+    name = valid
     start = time.perf_counter()
     try:
         model = session.client.models.get(model=name)

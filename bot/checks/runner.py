@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from bot.checks.explain import failed
 from bot.checks.key import KeySession, missing_key
-from bot.checks.model import short_name
+from bot.checks.model import model_name
 from bot.checks.registry import CHECKS, CheckRun
 from bot.checks.result import CheckReport, CheckResult
 from bot.checks.target import TargetRefused, parse_target
-from kb.redact import mask, scrub
+from kb.redact import mask, redact, scrub
 from kb.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,9 @@ def _target(kinds: list[str], key: str | None, base_url: str, model: str | None)
     parts = []
     if any(CHECKS[k].needs_key for k in kinds):
         parts.append(f"key {mask(key) if key else '(none)'}")
-    parts.append(base_url)
+    parts.append(redact(base_url, strict=True)[0])  # a base URL may carry a token in its path
     if "model" in kinds and model:
-        parts.append(f"model {short_name(model)}")
+        parts.append(f"model {model_name(model) or '(not a model name)'}")
     return " · ".join(parts)
 
 
