@@ -101,6 +101,12 @@ def crash_run(how: str, events: int, concurrency: int, seed: int) -> dict[str, o
         _build_kb(kb_path)
         env = bot_env(slack.api_url, kb_path, Path(tmp) / "state.sqlite")
         work = plan(events, 0.05, seed, kb_path)
+        seen: set[tuple[str, str]] = set()
+        for delivery in work.deliveries:  # the people's messages exist in Slack (a thread's parent can be read)
+            event = json.loads(delivery.body)["event"]
+            if (event["channel"], event["ts"]) not in seen:
+                seen.add((event["channel"], event["ts"]))
+                slack.add_message(event["channel"], dict(event))
         port = _free_port()
         url = f"http://127.0.0.1:{port}/slack/events"
         proc = _spawn(env, ["--http", "--host", "127.0.0.1", "--port", str(port)])

@@ -163,10 +163,11 @@ class DurableWork:
             try:
                 ts = self.find_posted(client, job, thread_ts=kwargs.get("thread_ts"))  # type: ignore[arg-type]
             except SlackApiError as exc:
-                if exc.response.get("error") != "thread_not_found":  # a deleted thread holds no reply: post
-                    log.warning("job %s: could not look for an earlier reply (%s); trying again later", job.key, exc)
-                    return Posted.RETRY, None
-                ts = None
+                if exc.response.get("error") == "thread_not_found":  # gone: whether it holds a reply is unknowable
+                    log.error("job %s: the thread is gone; not posting again (the reply may be there)", job.key)
+                    return Posted.FAILED, None
+                log.warning("job %s: could not look for an earlier reply (%s); trying again later", job.key, exc)
+                return Posted.RETRY, None
             except (OSError, HTTPException) as exc:
                 log.warning("job %s: could not look for an earlier reply (%s); trying again later", job.key, exc)
                 return Posted.RETRY, None
