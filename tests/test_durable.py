@@ -240,3 +240,23 @@ def test_state_keeps_no_secret_in_a_pending_job(tmp_path: Path):
     [(text, secrets)] = conn.execute("SELECT text, secrets FROM pending_jobs").fetchall()
     conn.close()
     assert LEAKED_KEY not in text and "google-api-key" in secrets
+
+
+def test_a_taken_over_job_whose_thread_is_gone_is_not_posted_again(
+    kb: KnowledgeBase, slack: SlackStub, tmp_path: Path, caplog
+):
+    """Slack says thread_not_found (the parent was deleted): whether it holds the reply is unknowable, so the
+    job ends without a second post (never twice beats at least once)."""
+    caplog.set_level(logging.ERROR, logger="bot.durable")
+    path = tmp_path / "state.sqlite"
+    dead = StateDB(path)
+    gone = Incoming(Trigger.CHANNEL, RATE_ERROR, "U1", "C0000GONE", "1700000000.000300", None, "Ev3")
+    assert DurableWork(dead, owner="dead").admit(gone) is not None
+    dead.release([job_for(gone).key])
+    dead.close()
+    with running_bot(kb, slack, path):
+        assert slack.wait_for(lambda: slack.calls("conversations.replies") or slack.failed_calls(), timeout=10)
+        time.sleep(1.0)
+        assert slack.calls("chat.postMessage") == []
+        assert _open_jobs(path) == 0
+    assert "the thread is gone; not posting again" in caplog.text
