@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load load-replicas chaos misses-roundtrip eval eval-ingest kb clean
+.PHONY: run test lint bench bench-bot load load-replicas chaos misses-roundtrip eval eval-ingest fit kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Real corpus (train and test sides, when tests/data/real/ is there) and the team-written set.
 eval: kb
-	$(BIN)/python -m kb.evaluate tests/data/pastes.jsonl
+	$(BIN)/python -m kb.evaluate
+
+# Refit the matcher's weights, calibration and threshold on the train side; writes kb/params.json.
+fit: kb
+	$(BIN)/python -m kb.fit
 
 # Article ingest: recall and wrong attachments per fixture (and on ../shared/seeds when present).
 SEEDS ?= $(firstword $(wildcard ../shared/seeds ../../shared/seeds))
@@ -37,7 +42,7 @@ eval-ingest: $(STAMP)
 	@if [ -n "$(SEEDS)" ]; then $(BIN)/python -m ingest.evaluate $(SEEDS) --expected tests/data/seed-families.json; fi
 
 bench: $(STAMP)
-	$(BIN)/python -m kb.bench
+	$(BIN)/python -m bench.matcher
 
 bench-bot: kb
 	$(BIN)/python bench/bot_latency.py

@@ -32,6 +32,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         text = " ".join(args.text)
     if not text.strip():
         raise UsageError("the error text is empty")
+    if args.explain:
+        from kb.explain import explain, render
+
+        data = explain(text, kb, limit=max(args.limit, 5))
+        print(
+            json.dumps(data, ensure_ascii=False, indent=2) if args.json else render(data), end="\n" if args.json else ""
+        )
+        return 0
     result = match(text, kb, limit=args.limit)
     if args.json:
         data = result.as_dict()
@@ -69,5 +77,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--jsonl", action="store_true", help='read JSON lines with a "text" field, write one answer per line'
     )
+    p.add_argument("--explain", action="store_true", help="show features, weights and the decision for the paste")
     p.add_argument("--limit", type=int, default=3, help="how many candidates to return (default 3)")
     p.set_defaults(func=cmd_ask)

@@ -20,6 +20,7 @@ from bot.checks.result import CheckReport, CheckResult
 from bot.render_text import answer_text, numbered, status_label
 from bot.service import FEEDBACK_REASONS, NO_ENTRY
 from kb.matcher import Match, MatchResult
+from kb.params import confidence_label
 from kb.redact import redact
 from kb.redact import scrub as scrub_text
 from kb.schema import Entry, SourceRef
@@ -158,10 +159,6 @@ def status_line(entry: Entry) -> str:
     if not entry.reviewed:
         parts.append("unreviewed")
     return " · ".join(parts)
-
-
-def confidence_label(score: float) -> str:
-    return "high" if score >= 0.85 else "medium" if score >= 0.6 else "low"
 
 
 # -- answers -----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kb.signals import FINISH_REASON_NUMBERS
+
 if TYPE_CHECKING:
     from kb.store import KnowledgeBase
 
@@ -137,18 +139,8 @@ SYNONYMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
-# Numbers that stand for names in the API's enums, read only where the text says which enum it is.
-FINISH_REASON_NUMBERS = {
-    "1": "STOP",
-    "2": "MAX_TOKENS",
-    "3": "SAFETY",
-    "4": "RECITATION",
-    "5": "OTHER",
-    "6": "BLOCKLIST",
-    "7": "PROHIBITED_CONTENT",
-    "8": "SPII",
-    "9": "MALFORMED_FUNCTION_CALL",
-}
+# Numbers that stand for names in the API's enums, read only where the text says which enum it is
+# (finish reasons: the matcher's own table).
 GRPC_CODES = {
     "1": "CANCELLED",
     "2": "UNKNOWN",

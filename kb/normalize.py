@@ -9,23 +9,14 @@ signatures at build time and the pastes at match time, so that
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from kb.rules import Rule, apply_all, rule
 
 PLACEHOLDER = "<*>"
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A named normalisation pattern."""
-
-    name: str
-    pattern: re.Pattern[str]
-    replacement: str
-    hints: tuple[str, ...] = ()  # lower-case literals one of which must be present; empty: always run
-
-
 def _rule(name: str, pattern: str, replacement: str = PLACEHOLDER, hints: tuple[str, ...] = ()) -> Rule:
-    return Rule(name, re.compile(pattern, re.IGNORECASE), replacement, hints)
+    return rule(name, pattern, replacement, flags=re.IGNORECASE, hints=hints)
 
 
 # Order matters: wide shapes (URLs, placeholders) before narrow ones (numbers).
@@ -55,11 +46,7 @@ WHITESPACE_RE = re.compile(r"\s+")
 
 def normalize(text: str) -> str:
     """Lower-case `text`, replace variable parts by `<*>` and fold white space."""
-    text = text.lower()
-    for rule in RULES:
-        if not rule.hints or any(h in text for h in rule.hints):
-            text = rule.pattern.sub(rule.replacement, text)
-    return WHITESPACE_RE.sub(" ", text).strip()
+    return WHITESPACE_RE.sub(" ", apply_all(RULES, text.lower(), lower=True)).strip()
 
 
 WORD_RE = re.compile(r"[a-z][a-z0-9_]{2,40}")

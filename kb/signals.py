@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from kb.rules import Rule, rule
+
 STATUS_CODES: dict[str, int] = {
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
@@ -46,20 +48,8 @@ _STATUS_ALT = "|".join(sorted(STATUS_CODES, key=len, reverse=True))
 _PHRASE_ALT = "|".join(p.replace(" ", r"\s") for p in REASON_PHRASES)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A named extraction pattern; group 1 is the value. It runs only when one of its hints is in the text."""
-
-    name: str
-    pattern: re.Pattern[str]
-    hints: tuple[str, ...] = ()  # lower-case literals; empty means always run
-
-    def applies(self, lowered: str) -> bool:
-        return not self.hints or any(h in lowered for h in self.hints)
-
-
 def _rule(name: str, pattern: str, flags: int = 0, hints: tuple[str, ...] = ()) -> Rule:
-    return Rule(name, re.compile(pattern, flags), hints)
+    return rule(name, pattern, flags=flags, hints=hints)
 
 
 MODEL_HINTS = ("gemini", "gemma", "bison", "embedding", "imagen", "veo", "learnlm", "aqa")
@@ -72,7 +62,8 @@ HTTP_STATUS_RULES: tuple[Rule, ...] = (
     _rule("code_phrase", rf"\b([1-5]\d\d)\s{{1,3}}(?:{_PHRASE_ALT})\b", re.IGNORECASE),
     _rule(
         "status_eq",
-        r"\b(?:status(?:[ _]?code)?|http[ _]?status|code|error)\s{0,3}[=:]?\s{0,3}\(?(\d{3})\b",
+        r"\b(?:status(?:[ _]?code)?|http[ _]?status|code|error)\s{0,3}[=:]?\s{0,3}"
+        r"(?:(?:of|is|was)\s{1,3})?\(?(\d{3})\b",
         re.IGNORECASE,
     ),
     _rule("bracket", r"\[(\d{3})\s[A-Za-z ]{2,40}\]", hints=("[",)),
@@ -128,7 +119,12 @@ CONTEXT_RULE = _rule(
     r"(gemini|generativelanguage|aiplatform\.googleapis|vertex\s?ai|vertexai|google[./]genai|google[./]generativeai|"
     r"google-genai|google-generativeai|@google/genai|@google/generative-ai|googlegenerativeai|generative-ai-go|"
     r"generate_?content|ai\.google\.dev|aistudio|ai studio|palm api|gemma|imagen|google import genai|genai\.Client|"
-    r"GoogleGenAI|GenerativeModel)",
+    r"GoogleGenAI|GenerativeModel|\bgenai\b|"
+    # The shape of a Gemini response: its field names, and finish reasons no other vendor uses.
+    r"\"?(?:finishReason|safetyRatings|promptFeedback|usageMetadata|candidatesTokenCount)\b|"
+    r"(?:finish_?reason|block_?reason|stop reason)[\"'=:\s]{0,6}(?:\w{0,20}\.)?"
+    r"(?:RECITATION|SAFETY|MALFORMED_FUNCTION_CALL|PROHIBITED_CONTENT|BLOCKLIST|SPII|IMAGE_SAFETY)\b|"
+    r"\b(?:RECITATION|MALFORMED_FUNCTION_CALL|PROHIBITED_CONTENT|FINISH_REASON_\w{2,30})\b)",
     re.IGNORECASE,
 )
 
@@ -158,7 +154,8 @@ ZERO_QUOTA_RULES: tuple[Rule, ...] = (
 # Another vendor or another Google service: a paste that names one and no Gemini is not ours.
 FOREIGN_RULE = _rule(
     "foreign",
-    r"\b(openai|anthropic|claude|bedrock|amazonaws|aws|azure|cohere|mistral|groq|perplexity|deepseek|"
+    r"\b(openai|anthropic|claude|bedrock|amazonaws|aws|azure|cohere|mistral|groq|perplexity|deepseek|ollama|"
+    r"dashscope|qwen|moonshot|xai\.com|"
     r"(?:translate|maps|youtube|vision|speech|texttospeech|firestore|storage|bigquery|drive|sheets|gmail|"
     r"firebase|places|geocoding)\.googleapis\.com|"
     r"googleapis\.com/(?:drive|gmail|calendar|youtube|storage|bigquery|sheets|books|customsearch|oauth2/v\d/userinfo))\b",
@@ -176,8 +173,85 @@ FOREIGN_RULE = _rule(
         "groq",
         "perplexity",
         "deepseek",
+        "ollama",
+        "dashscope",
+        "qwen",
+        "moonshot",
+        "xai.com",
         "googleapis",
     ),
+)
+# Another Google API named as the service or host of the error (`"service": "language.googleapis.com"`):
+# any googleapis.com host except those a Gemini or Vertex AI call goes through.
+FOREIGN_GOOGLE_RULE = _rule(
+    "foreign_google_service",
+    r"(?<![\w.-])(?!(?:[\w-]{0,40}-)?(?:generativelanguage|aiplatform|oauth2|accounts|cloudcode-pa|daily-cloudcode-pa|"
+    r"cloudaicompanion|type|serviceusage|cloudresourcemanager|iamcredentials|sts|www|content|firebasevertexai|"
+    r"firebaseappcheck|firebaseml)\.googleapis\.com)([a-z][a-z0-9-]{1,40}\.googleapis\.com)\b",
+    re.IGNORECASE,
+    hints=("googleapis.com",),
+)
+# Hosts a paste names (URLs, `host='...'`): one that is not Google's and not local points at another service.
+HOST_NAME_RULE = _rule(
+    "host_name",
+    r"(?:\b(?:https?|wss?)://|\bhost=[\"']?)([a-z0-9][a-z0-9.-]{1,100}\.[a-z]{2,12})\b",
+    re.IGNORECASE,
+    hints=("://", "host="),
+)
+OWN_HOST_RE = re.compile(
+    r"(?:^|\.)(?:googleapis\.com|google\.com|google\.dev|ai\.dev|googleusercontent\.com|gstatic\.com|"
+    r"withgoogle\.com|goo\.gl|localhost|local|internal\.invalid)$|^(?:\d{1,3}\.){3}\d{1,3}$",
+    re.IGNORECASE,
+)
+# A Live API (BidiGenerateContent) WebSocket close: the code, and the reason text after it.
+LIVE_CLOSE_RULES: tuple[Rule, ...] = (
+    # websockets / SDK text: `received 1008 (policy violation) <reason>`, `code=1011, reason=...`
+    _rule(
+        "live_close_text",
+        r"(?:received|sent|closed? with(?: code)?|close code|close frame|code[=:]|websocket error:?)\s{0,3}"
+        r"(10(?:0[0-9]|1[0-5]))\b[ ,]{0,3}(?:\([a-z ]{2,40}\)|reason[=:]?)?\s{0,3}([^\n]{0,300})",
+        re.IGNORECASE,
+        hints=("100", "101"),
+    ),
+    # a close event as JSON: `"code":1011,"reason":"Deadline expired ..."`
+    _rule(
+        "live_close_json",
+        r"\"code\"\s{0,3}:\s{0,3}(10(?:0[0-9]|1[0-5]))\s{0,3},\s{0,3}\"reason\"\s{0,3}:\s{0,3}\"([^\"\n]{0,300})",
+        hints=('"reason"',),
+    ),
+    # google-genai's APIError for a Live close prints `{code} {status}. {message}` with no status:
+    # `1008 None. <reason>`
+    _rule(
+        "live_close_apierror",
+        r"(?<![\w.])(10(?:0[0-9]|1[0-5])) None\.\s{0,3}([^\n]{0,300})",
+        hints=(" none.",),
+    ),
+    # in words: `disconnects with a 1011 error`
+    _rule(
+        "live_close_words",
+        r"\b(?:a|the)\s(10(?:0[0-9]|1[0-5]))\s(?:error|close|code)\b()",
+        re.IGNORECASE,
+        hints=("100", "101"),
+    ),
+    # a relay's one-liner: `WebSocket closed during setup: 1007`
+    _rule(
+        "live_close_short",
+        r"\b(?:(?:web)?socket|connection) closed\b[^\n]{0,40}?[:(]\s{0,3}(10(?:0[0-9]|1[0-5]))\b()",
+        re.IGNORECASE,
+        hints=("closed",),
+    ),
+)
+# A question in words: a question mark or a question word opening a line, and no machine output.
+QUESTION_RULE = _rule(
+    "question",
+    r"(\?\s{0,3}$|^\s{0,3}(?:why|how|what|is there|does|do|can|should|anyone|any idea|is it)\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
+MACHINE_RULE = _rule(
+    "machine_output",
+    r"(Traceback|^\s{0,12}at |[{\[]\s{0,3}\"|\b[A-Za-z]{2,40}(?:Error|Exception)\b|\b[A-Z]{3,}_[A-Z_]{2,}\b|"
+    r"\b[45]\d\d\b|[\w.]{1,80}\.(?:py|js|ts|go|java):\d)",
+    re.MULTILINE,
 )
 
 UNSUPPORTED_METHOD_RULE = _rule(
@@ -211,6 +285,12 @@ class Signals:
     zero_quota: bool = False
     foreign: list[str] = field(default_factory=list)
     unsupported_method: str | None = None  # `not supported for X` with X a method the model lacks
+    http_statuses: list[int] = field(default_factory=list)  # every HTTP code named (a wrapper's and the inner one)
+    statuses: list[str] = field(default_factory=list)  # every status name given
+    live_close: int | None = None  # the code of a Live API WebSocket close
+    live_reason: str = ""  # the reason text of that close
+    question: bool = False  # a question in words, without machine output
+    other_hosts: list[str] = field(default_factory=list)  # hosts named that are neither Google's nor local
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -227,13 +307,27 @@ def _all(rule: Rule, text: str, lowered: str, *, limit: int = 20) -> list[str]:
     return list(seen)
 
 
+def _all_codes(text: str, lowered: str) -> list[int]:
+    """Every HTTP code the status rules find, in order of first appearance."""
+    seen: dict[int, None] = {}
+    for r in HTTP_STATUS_RULES:
+        if r.applies(lowered):
+            for m in r.pattern.finditer(text):
+                code = int(m.group(1))
+                if 100 <= code <= 599:
+                    seen.setdefault(code, None)
+                if len(seen) >= 10:
+                    return list(seen)
+    return list(seen)
+
+
 def _last(rules: tuple[Rule, ...], text: str, lowered: str) -> str | None:
     """The value of the match that occurs last in the text (the last line says most)."""
     best: tuple[int, str] | None = None
-    for rule in rules:
-        if not rule.applies(lowered):
+    for r in rules:
+        if not r.applies(lowered):
             continue
-        for match in rule.pattern.finditer(text):
+        for match in r.pattern.finditer(text):
             if best is None or match.start() >= best[0]:
                 best = (match.start(), match.group(1))
     return best[1] if best else None
@@ -268,7 +362,21 @@ def extract(text: str) -> Signals:
     signals.api_version = version.lower() if version else None
     signals.gemini_context = bool(CONTEXT_RULE.pattern.search(text))
     signals.zero_quota = any(r.applies(lowered) and r.pattern.search(text) for r in ZERO_QUOTA_RULES)
-    signals.foreign = [f.lower() for f in _all(FOREIGN_RULE, text, lowered, limit=5)]
+    foreign = _all(FOREIGN_RULE, text, lowered, limit=5) + _all(FOREIGN_GOOGLE_RULE, text, lowered, limit=5)
+    signals.foreign = list(dict.fromkeys(f.lower() for f in foreign))
+    signals.statuses = statuses
+    signals.http_statuses = _all_codes(text, lowered)
+    if signals.http_status and signals.http_status not in signals.http_statuses:
+        signals.http_statuses.append(signals.http_status)
+    signals.other_hosts = [h for h in _all(HOST_NAME_RULE, text, lowered, limit=10) if not OWN_HOST_RE.search(h)][:5]
+    for r in LIVE_CLOSE_RULES:
+        live = r.pattern.search(text) if r.applies(lowered) else None
+        if live:
+            signals.live_close, signals.live_reason = int(live.group(1)), live.group(2).strip()
+            break
+    signals.question = (
+        len(text) < 1_000 and bool(QUESTION_RULE.pattern.search(text)) and not MACHINE_RULE.pattern.search(text)
+    )
     method = _last((UNSUPPORTED_METHOD_RULE,), text, lowered)
     if method and (
         method.lower() not in GENERATE_METHODS

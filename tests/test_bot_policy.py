@@ -80,7 +80,10 @@ def test_channel_policy_modes(kb):
     assert should_answer(incoming, result, mode=ChannelMode.CONFIDENT)
     assert not should_answer(incoming, result, mode=ChannelMode.MENTIONS)
     # Confident, but talk about an error rather than an error report: only the "confident" mode answers.
-    talk, _ = _classify(_event("TIL gemini returns API_KEY_INVALID as a 400 not a 401"))
+    # (A bare reason code in chat is no longer enough for a confident match; a quoted message is.)
+    talk, _ = _classify(
+        _event("TIL gemini calls a leaked key out: Your API key was reported as leaked. Please use another API key.")
+    )
     talk_result = match(talk.text, kb)
     assert talk_result.confident and not looks_like_error(talk.text, talk_result.signals)
     assert not should_answer(talk, talk_result, mode=ChannelMode.ERRORS)

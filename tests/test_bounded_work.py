@@ -319,7 +319,7 @@ def test_signature_templates_and_the_mention_pattern_do_not_backtrack(kb):
     would take over ten seconds and show nothing new."""
     gap = r"[^\n]{1,80}?"
     templates = sorted(
-        (pattern for _, pattern in matcher_for(kb).templates.values()),
+        (pattern for _, pattern in matcher_for(kb).evidence.templates.values()),
         key=lambda p: (-p.pattern.count(gap + gap), -p.pattern.count(gap), p.pattern),
     )
     assert len(templates) >= 4 and templates[0].pattern.count(gap + gap) >= 1

@@ -8,6 +8,8 @@ from collections import Counter
 
 import pytest
 
+from kb.corpus import CORPUS, load, source_key, split
+from kb.corpus import test_ids as frozen_test_ids
 from kb.evaluate import DEFAULT_SET, evaluate, load_set
 from kb.matcher import match
 from tests.test_guides import COVERAGE_IDS, FAMILIES_2025_2026
@@ -43,6 +45,46 @@ def test_top3_accuracy(report):
 
 def test_few_confident_answers_on_pastes_that_are_not_about_gemini(report):
     assert report.figures()["false_confident_on_none"] <= 0.03, [m for m in report.misses if m["label"] == "none"]
+
+
+def test_team_set_confident_answers(report):
+    figures = report.figures()
+    assert figures["confident_top1"] >= TEAM_FLOORS["confident_top1"]
+    assert figures["confident_wrong"] <= TEAM_FLOORS["confident_wrong"]
+
+
+# Floors a little below what the matcher reaches on the frozen TEST side of the real corpus (weights,
+# rules and vocabularies are chosen on the train side only): a change that makes matching worse fails.
+TEST_FLOORS = {"confident_top1": 0.74, "top1": 0.87, "top3": 0.94}
+TEST_CEILINGS = {"confident_wrong": 0.06, "none_confident": 0.06, "ece": 0.08}
+TEAM_FLOORS = {"confident_top1": 0.94, "confident_wrong": 0.035}
+
+
+@pytest.fixture(scope="module")
+def real_test_report(kb):
+    if not CORPUS.exists():
+        pytest.skip("no real corpus (tests/data/real/pastes.jsonl)")
+    _train, test = split(load(CORPUS))
+    assert len(test) >= 300
+    return evaluate(kb, test)
+
+
+@pytest.mark.parametrize("measure", sorted(TEST_FLOORS))
+def test_real_test_side_floor(real_test_report, measure):
+    assert real_test_report.figures()[measure] >= TEST_FLOORS[measure]
+
+
+@pytest.mark.parametrize("measure", sorted(TEST_CEILINGS))
+def test_real_test_side_ceiling(real_test_report, measure):
+    assert real_test_report.figures()[measure] <= TEST_CEILINGS[measure]
+
+
+def test_the_split_is_by_source_and_frozen():
+    records = load(CORPUS)
+    train, test = split(records)
+    assert {r["id"] for r in test} == frozen_test_ids()
+    train_sources = {source_key(r["source"]) for r in train}
+    assert not [r["id"] for r in test if source_key(r["source"]) in train_sources]
 
 
 SECRET_RE = re.compile(

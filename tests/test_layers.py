@@ -18,7 +18,7 @@ from kb.settings import DEFAULT_BASE_URL, load_settings
 from kb.store import KnowledgeBase, KnowledgeBaseError, open_kb
 
 # Developer tools that build throw-away knowledge bases; they belong under bench/ (owned by the matcher work).
-KB_DEV_TOOLS = {"kb.bench"}
+KB_DEV_TOOLS: set[str] = set()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 state store, real builds into temporary folders and the real matcher.
 
 The paste is a real one from the TRAIN side of tests/data/real/pastes.jsonl that the shipped knowledge base
-abstains on (b0144, labelled unsupported-mime-type)."""
+abstains on (b0244, labelled model-overloaded: a Dart client's wording of a 503 that no guide quotes)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from tests.slack_stub import (
     view_actions,
 )
 
-PASTE_ID = "b0144"
+PASTE_ID = "b0244"
+MARK = "GeminiException"  # words of the paste's error line, shown in the queue and carried into the proposal
 MAINTAINER = "UMAINT001"
 GROUP, GROUP_MEMBER = "SMAINTS01", "UGROUP001"
 POSTER, STRANGER = "U0000USER", "USTRANGER"
@@ -95,19 +96,19 @@ def test_app_home_shows_the_queue_to_maintainers_only(curating: Running, paste: 
     curating.settle(1)
     assert curating.messages() == []
     [miss] = _misses(curating)
-    assert miss["kind"] == "abstain" and miss["status"] == "open" and "Unsupported MIME type" in miss["text"]
+    assert miss["kind"] == "abstain" and miss["status"] == "open" and MARK in miss["text"]
 
     for who in (MAINTAINER, GROUP_MEMBER, GROUP_MEMBER):
         text = json.dumps(_home(curating, who))
-        assert "Misses to review (1 open)" in text and f"miss:{miss['id']}" in text and "cu-seeme" in text
+        assert "Misses to review (1 open)" in text and f"miss:{miss['id']}" in text and MARK in text
     other = json.dumps(_home(curating, STRANGER))
-    assert "Misses to review" not in other and "cu-seeme" not in other and "rate-limit-exceeded" in other
+    assert "Misses to review" not in other and MARK not in other and "rate-limit-exceeded" in other
     # The group's members were asked once: the second home of the member and the stranger's used the cache.
     assert [c.params["usergroup"] for c in curating.slack.calls("usergroups.users.list")] == [GROUP]
 
 
 def test_label_and_dismiss_from_app_home_update_the_store_and_strangers_change_nothing(curating: Running):
-    for rid in ("b0275", "b0126"):  # two real pastes the shipped knowledge base abstains on
+    for rid in ("b0129", "b0126"):  # two real pastes the shipped knowledge base abstains on
         curating.event(message_event(_record(rid)["text"]))
     curating.settle(2)
     first, second = sorted(_misses(curating), key=lambda m: m["id"])
@@ -164,7 +165,7 @@ def test_a_check_mark_by_the_poster_proposes_the_error_and_the_next_build_matche
     [proposal] = curating.state.proposals()
     assert (proposal["entry_id"], proposal["status"], proposal["origin"]) == (paste["label"], "unreviewed", "reaction")
     assert "what is this" not in proposal["text"]  # the poster's words stay out; the error lines go in
-    assert "Unsupported MIME type: application/cu-seeme" in proposal["text"]
+    assert f"**{MARK}** => This exception was thrown" in proposal["text"]
     assert proposal["proposed_by"] == POSTER  # the stranger's ✅ proposed nothing
 
     monkeypatch.setenv("GEMINI_KB_STATE_DB", str(curating.state_path))

@@ -1,6 +1,7 @@
 """`make bench`: matcher latency and accuracy, at scale, against two baselines.
 
-Prints in one run: p50/p99 over the labelled set; 8 KB and 40 KB pastes; the
+Prints in one run: p50/p99 over the team-written and real pastes up to 8 KB; the
+worst time for generated logs of 8 KB to 1 MB with the error in the middle; the
 same at 1,000 and 10,000 entries (a synthetic knowledge base around the shipped
 one); and FTS5-bm25-only and rapidfuzz-over-everything baselines side by side.
 """
@@ -19,7 +20,8 @@ from rapidfuzz import fuzz, process
 
 from ingest.build import write_database
 from ingest.guides import Guide, Signature, load_guides
-from kb.clean import cap, clean
+from kb.clean import clean, focus
+from kb.corpus import CORPUS, load
 from kb.evaluate import DEFAULT_SET, load_set
 from kb.matcher import Matcher
 from kb.normalize import normalize, words
@@ -75,34 +77,43 @@ def _open(guides: list[Guide], folder: Path, name: str) -> KnowledgeBase:
 
 
 def _long_paste(records: list[dict[str, object]], size: int, rng: random.Random) -> str:
-    """A traceback-like paste of about `size` bytes whose last lines hold a real error."""
-    tail = next(str(r["text"]) for r in records if r["label"] == "rate-limit-exceeded")
-    frames = []
-    while sum(len(f) for f in frames) < size - len(tail):
-        n = rng.randint(10, 900)
-        frames.append(f'  File "/srv/app/module_{n}.py", line {n}, in handler_{n}\n    result = step_{n}(payload)\n')
-    return "Traceback (most recent call last):\n" + "".join(frames) + tail
+    """A log of about `size` bytes with a real error a third of the way in, followed by plain log lines."""
+    error = next(str(r["text"]) for r in records if r["label"] == "rate-limit-exceeded")
+    lines = []
+    while sum(len(x) + 1 for x in lines) < size - len(error):
+        n = rng.randint(10, 99_999)
+        lines.append(
+            f"2026-11-29T10:{n % 60:02d}:{n % 59:02d}Z INFO worker-{n % 7} handled request {n} in {n % 900} ms"
+        )
+    cut = len(lines) // 3
+    return "\n".join([*lines[:cut], error, *lines[cut:]])
+
+
+# CPU time of this process: on a machine shared with other jobs, wall time measures the neighbours too.
+# (The matcher is single-threaded, so on a quiet machine the two agree; `--wall` measures wall time.)
+CLOCK = time.process_time
 
 
 def _time(fn: Callable[[str], object], texts: list[str], repeat: int = 1) -> list[float]:
     samples = []
     for _ in range(repeat):
         for text in texts:
-            started = time.perf_counter()
+            started = CLOCK()
             fn(text)
-            samples.append((time.perf_counter() - started) * 1000)
+            samples.append((CLOCK() - started) * 1000)
     return samples
 
 
 def _prepare(text: str) -> str:
-    return normalize(cap(redact(clean(text))[0]))
+    return normalize(focus(redact(clean(text))[0]))
 
 
 def fts_only(kb: KnowledgeBase, matcher: Matcher) -> Callable[[str], str | None]:
-    """Baseline: the entry of the best bm25 signature row, no scoring step."""
+    """Baseline: the entry of the best FTS5 bm25() signature row, no scoring step."""
 
     def run(text: str) -> str | None:
-        hits = kb.search_signatures(matcher._fts_query(_prepare(text)), 1)
+        terms = matcher.evidence._query_terms(_prepare(text))
+        hits = kb.search_signatures(" OR ".join(f'"{t}"' for t in terms), 1)
         return kb.signature_by_id[hits[0][0]].entry_id if hits else None
 
     return run
@@ -126,16 +137,21 @@ def _accuracy(fn: Callable[[str], str | None], gemini: list[dict[str, object]]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kb.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="passes over the labelled set (default 3)")
+    parser = argparse.ArgumentParser(prog="python -m bench.matcher", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the pastes (default 3)")
     parser.add_argument("--sizes", default="1000,10000", help="synthetic knowledge-base sizes")
+    parser.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
     args = parser.parse_args(argv)
+    global CLOCK
+    if args.wall:
+        CLOCK = time.perf_counter
     rng = random.Random(7)
     records = load_set(DEFAULT_SET)
     gemini = [r for r in records if r["label"] != "none"]
-    texts = [str(r["text"]) for r in records]
+    real = load(CORPUS) if CORPUS.exists() else []
+    texts = [str(r["text"]) for r in [*records, *real]]
     small = [t for t in texts if len(t.encode()) <= 8192]  # the p50/p99 targets are for pastes up to 8 KB
-    big8, big40 = _long_paste(records, 8_000, rng), _long_paste(records, 40_000, rng)
+    big = {kb_: _long_paste(records, kb_ * 1000, rng) for kb_ in (8, 40, 200, 1000)}
     base, problems = load_guides([GUIDES_DIR], root=PROJECT_ROOT)
     if problems:
         raise SystemExit("\n".join(map(str, problems)))
@@ -156,26 +172,32 @@ def main(argv: list[str] | None = None) -> int:
             for text in texts[:5]:
                 ours(text)  # warm caches
             p50, p99 = _percentiles(_time(ours, small, args.repeat))
-            _, p99_8k = _percentiles(_time(ours, [big8], 20))
-            _, p99_40k = _percentiles(_time(ours, [big40], 20))
-            rows.append(("gemini-kb", size, _accuracy(ours, gemini), p50, p99, p99_8k, p99_40k, load_s))
+            for t in big.values():
+                ours(t)  # once untimed: the first long paste of a process also pays one-off set-up
+            worst = {k: max(_time(ours, [t], 5 if k < 1000 else 2)) for k, t in big.items()}
+            rows.append(("gemini-kb", size, _accuracy(ours, gemini), p50, p99, worst, load_s))
             for name, fn in (("fts5-bm25 only", fts_only(kb, matcher)), ("rapidfuzz all", fuzzy_only(kb))):
-                if name == "rapidfuzz all" and size > 1000:
-                    continue  # minutes per pass at 10k entries: the point is already made at 1k
+                if name == "rapidfuzz all" and size > len(base):
+                    continue  # minutes per pass at scale: the point is made on the shipped KB
                 b50, b99 = _percentiles(_time(fn, small))
-                _, b8 = _percentiles(_time(fn, [big8], 5))
-                _, b40 = _percentiles(_time(fn, [big40], 5))
-                rows.append((name, size, _accuracy(fn, gemini), b50, b99, b8, b40, 0.0))
+                bw = {k: max(_time(fn, [t], 2)) for k, t in big.items() if k <= 200}
+                rows.append((name, size, _accuracy(fn, gemini), b50, b99, bw, 0.0))
 
     print(
-        f"labelled set: {len(texts)} pastes ({len(gemini)} Gemini); p50/p99 over the {len(small)} up to 8 KB; "
-        "a generated 8 KB and 40 KB traceback timed 20x each"
+        f"{'wall' if args.wall else 'CPU'} time; pastes: {len(small)} up to 8 KB"
+        f" ({len(records)} team-written, {len(real)} real) for p50/p99, x{args.repeat};"
+        " generated logs of 8, 40, 200 and 1000 KB with the error a third of the way in: worst of a few runs;"
+        " top1 on the team-written set"
     )
-    header = ("method", "entries", "top1", "p50 ms", "p99 ms", "8KB p99", "40KB p99", "load s")
-    print(f"{header[0]:<16} " + " ".join(f"{h:>8}" for h in header[1:]))
-    for name, size, acc, p50, p99, p8, p40, load_s in rows:
-        print(f"{name:<16} {size:>8} {acc:>8.3f} {p50:>8.2f} {p99:>8.2f} {p8:>8.2f} {p40:>8.2f} {load_s:>8.2f}")
-    print("targets: p99 <= 10 ms up to 8 KB on the shipped KB, <= 30 ms at 10,000 entries, <= 50 ms for 40 KB")
+    header = ("method", "entries", "top1", "p50 ms", "p99 ms", "8KB max", "40KB max", "200KB max", "1MB max", "load s")
+    print(f"{header[0]:<16} " + " ".join(f"{h:>9}" for h in header[1:]))
+    for name, size, acc, p50, p99, worst, load_s in rows:
+        cells = [f"{worst[k]:>9.1f}" if k in worst else f"{'-':>9}" for k in (8, 40, 200, 1000)]
+        print(f"{name:<16} {size:>9} {acc:>9.3f} {p50:>9.2f} {p99:>9.2f} {' '.join(cells)} {load_s:>9.2f}")
+    print(
+        "targets: p99 <= 10 ms up to 8 KB on the shipped KB and <= 15 ms at 10,000 entries;"
+        " <= 100 ms for 200 KB; <= 500 ms up to 1 MB"
+    )
     return 0
 
 
