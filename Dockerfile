@@ -6,7 +6,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GEMINI_KB_DB=/app/data/kb.sqlite \
-    GEMINI_KB_STATE_DB=/var/lib/gemini-kb/state.sqlite
+    GEMINI_KB_STATE_DB=/var/lib/gemini-kb/state.sqlite \
+    GEMINI_KB_HOST=0.0.0.0 \
+    GEMINI_KB_HEALTH_FILE=/tmp/gemini-kb-health.json
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -22,12 +24,13 @@ RUN pip install . \
 
 USER 10001
 EXPOSE 3000
-# HTTP mode (`serve --http`): /healthz is 200 while the knowledge base is loaded, 503 when it is not. Socket
-# Mode and the console listen on no port: the check then passes. Standard library only (no curl in slim).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import glob, os, urllib.request as u; \
-cmds = [open(f, 'rb').read().decode(errors='replace').split('\\0') for f in glob.glob('/proc/[0-9]*/cmdline')]; \
-a = next((c for c in cmds if '--http' in c), None); \
-port = a[a.index('--port') + 1] if a and '--port' in a else os.environ.get('PORT') or '3000'; \
-a and u.urlopen('http://127.0.0.1:' + port + '/healthz', timeout=4)"]
-CMD ["gemini-kb", "serve"]
+# The running bot rewrites $GEMINI_KB_HEALTH_FILE every 5 s (bot/health_file.py): in HTTP mode with its own
+# /healthz URL, whatever --port or $PORT it was given (the check then asks /healthz: 200 while the knowledge
+# base is loaded); in Socket Mode with whether the WebSocket to Slack is open. A missing, stale (30 s) or
+# unhealthy file fails the check.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python", "-m", "bot.health_file"]
+# Exec form: the bot is PID 1 and gets SIGTERM itself; it installs a handler (PID 1 ignores signals that have
+# none), stops taking events, finishes the work in flight for up to 8 s and leaves the rest in the state
+# volume for the next start. Without Slack tokens it exits 2 saying what to set (no console in a container).
+STOPSIGNAL SIGTERM
+CMD ["gemini-kb", "serve", "--no-console"]

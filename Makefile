@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-bot load load-replicas misses-roundtrip eval eval-ingest fit kb clean
+.PHONY: run test lint bench bench-bot load load-replicas chaos misses-roundtrip eval eval-ingest fit kb clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ load-replicas: kb
 # abstained TRAIN paste the same way, with the effect on the TEST side.
 misses-roundtrip: $(STAMP)
 	$(BIN)/python bench/misses_roundtrip.py
+
+chaos: kb
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

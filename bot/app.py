@@ -4,6 +4,7 @@ post what `bot.blocks` renders. Transport (Socket Mode, HTTP) is `bot.serve`'s b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -25,11 +26,13 @@ from slack_sdk.http_retry.state import RetryState
 
 from bot import blocks, slash
 from bot.checker import Checker
+from bot.durable import DRAIN_S, DurableWork, Posted, incoming_of
 from bot.service import AnswerService, Context
 from bot.slack_context import SlackFetcher
 from bot.slack_curation import SlackCuration
 from bot.slack_events import Incoming, Trigger, classify, from_shortcut
 from bot.state import StateBase
+from bot.state_contract import PendingJob
 from kb.redact import redact
 from kb.settings import BotSettings
 from kb.store import KnowledgeBase
@@ -178,6 +181,8 @@ class GeminiBot:
         self.service = AnswerService(kb, state, self.checker, mode=settings.channel_mode)
         # App Home queue, ✅/👎 reactions, Add to KB, weekly digest
         self.curation = SlackCuration(self.service, settings, client=lambda: self.app.client, finished=self._finished)
+        self.work = DurableWork(state)  # acknowledged messages are pending jobs until answered (bot.durable)
+        self._bot_ids: tuple[str | None, str | None] | None = None  # (bot user id, bot id), for resumed jobs
         self._done = threading.Condition()
         self.events_done = 0  # listener runs finished (tests and benchmarks wait on it)
         self._listeners = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener")
@@ -200,11 +205,13 @@ class GeminiBot:
         self.fetcher = SlackFetcher(token=settings.bot_token, api_url=self.app.client.base_url)
         self._register()
         self.curation.digest.start()
+        self.work.start(self._resume)
 
     # -- wiring ---------------------------------------------------------------------------
 
     def _register(self) -> None:
         app = self.app
+        app.middleware(self._admit)
         app.event("message")(self._on_message)
         app.event("app_mention")(self._on_mention)
         app.event("app_home_opened")(self._on_home)
@@ -267,27 +274,82 @@ class GeminiBot:
                     extra={"event_id": body.get("event_id"), "ms": _ms(start)},
                 )
                 return
-            self._answer(incoming, client, start, context)
+            job = context.get("job")
+            if job is None:
+                log.info(
+                    "event %s already handled (a Slack retry, or the other event of a mention)",
+                    incoming.event_id,
+                    extra={"event_id": incoming.event_id, "ms": _ms(start)},
+                )
+                return
+            self.work.run(job, lambda job: self._answer(incoming, client, start, context, job=job))
         finally:
             self._finished()
 
-    def _answer(self, incoming: Incoming, client: WebClient, start: float, context, respond=None) -> None:
+    # -- durable work (bot.durable): the three hooks ------------------------------------------
+
+    def _admit(self, body: dict, context, next) -> None:
+        """Before Slack gets its ack: a message worth considering becomes a pending job (bot.durable)."""
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        if isinstance(event, dict) and event.get("type") in ("message", "app_mention"):
+            self._bot_ids = (context.bot_user_id, context.bot_id)
+            try:
+                incoming, _ = classify(
+                    event,
+                    event_type=event["type"],
+                    event_id=body.get("event_id"),
+                    bot_user_id=context.bot_user_id,
+                    bot_id=context.bot_id,
+                )
+            except Exception:  # a payload the listener cannot handle either: it fails there, logged once
+                incoming = None
+            if incoming is not None:
+                # None: already claimed (a Slack retry, or the other event of a mention)
+                context["job"] = self.work.admit(incoming)
+        next()
+
+    def _resume(self, job: PendingJob) -> bool:
+        """A job taken over from a process that died (or a retry): answered like a fresh event."""
+        if self._bot_ids is None:
+            auth = self.app.client.auth_test()
+            self._bot_ids = (auth.get("user_id"), auth.get("bot_id"))
+        ids = dict(zip(("bot_user_id", "bot_id"), self._bot_ids, strict=True))
+        context = type("ResumeContext", (), ids)()
+        return self._answer(incoming_of(job), self.app.client, time.perf_counter(), context, job=job)
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _answer(
+        self, incoming: Incoming, client: WebClient, start: float, context, respond=None, job: PendingJob | None = None
+    ) -> bool:
+        """Warn about secrets, answer, note the answer. With a durable `job` (events), the job is the claim, so
+        the service does not claim again, and the result says whether the job is done (False: retry later)."""
         ctx = incoming.context()
+        if job is not None:
+            ctx = dataclasses.replace(ctx, deduplicated=True)
 
         def more() -> str:  # the thread's first message and text snippets; fetched once, after dedupe
             return self.fetcher.extra_text(client, incoming, bot_user_id=context.bot_user_id, bot_id=context.bot_id)
 
         answer = self.service.answer(incoming.text, ctx, more=more)
-        if answer.warn_secret and answer.result is not None:
+        done = True
+        secrets = list(answer.result.secret_kinds) if answer.warn_secret and answer.result is not None else []
+        if job is not None:  # a resumed job's text is redacted: the kinds were kept in the job
+            secrets = list(answer.result.secret_kinds if answer.result else []) or job.secrets
+            secrets = secrets if secrets and self.service.warning_once(ctx) else []
+        if secrets:
             warned = incoming.author or incoming.user  # the one who posted the secret
-            self._post_ephemeral(client, incoming, blocks.secret_warning(answer.result.secret_kinds), user=warned)
+            sent = self._post_ephemeral(client, incoming, blocks.secret_warning(secrets), user=warned)
+            if sent is not True and job is not None:
+                self.service.warning_failed(ctx)  # sent again when the job is retried
+                done = False
         if incoming.trigger is Trigger.SHORTCUT and answer.action != "answer" and respond is not None:
             why = "I already answered this message in its thread." if answer.why == "already answered" else ""
             respond(response_type="ephemeral", replace_original=False, text=why or "Nothing to diagnose here.")
-            return
+            return done
         if answer.action == "help":
-            self._post(client, incoming, blocks.reply_message(self.service.run_command("help", None, ctx), self.kb))
-            return
+            help_message = blocks.reply_message(self.service.run_command("help", None, ctx), self.kb)
+            return self._reply(client, incoming, help_message, job)[1] and done
         if answer.action != "answer" or answer.result is None:
             log.info(
                 "no answer to %s event %s: %s",
@@ -296,14 +358,14 @@ class GeminiBot:
                 answer.why,
                 extra={"event_id": incoming.event_id, "ms": _ms(start)},
             )
-            return
+            return done
         result, top = answer.result, answer.result.top
         message = blocks.answer_message(result, self.kb, escalate=bool(self.settings.oncall_group))
-        posted = (
-            self._post_ephemeral(client, incoming, message)
-            if incoming.private
-            else self._post(client, incoming, message)
-        )
+        if incoming.private:
+            posted, finished, new = self._post_ephemeral(client, incoming, message), True, True
+        else:
+            posted, finished, new = self._reply(client, incoming, message, job)
+        done = done and finished
         if posted is False and respond is not None:
             # Not a member of the channel (a shortcut works everywhere): answer the person privately instead.
             respond(response_type="ephemeral", replace_original=False, **message.kwargs())
@@ -317,17 +379,41 @@ class GeminiBot:
                 thread_ts=incoming.reply_thread,
                 poster=incoming.user,
             )
-        ms = _ms(start)
-        log.info(
-            "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
-            incoming.trigger.value,
-            incoming.event_id,
-            top.id if top else "-",
-            top.score if top else 0.0,
-            result.confident,
-            ms,
-            extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
+        if posted not in (False, None) and new:  # said only once Slack confirmed this post
+            ms = _ms(start)
+            log.info(
+                "answered %s event %s: %s (%.2f, confident=%s) in %.0f ms",
+                incoming.trigger.value,
+                incoming.event_id,
+                top.id if top else "-",
+                top.score if top else 0.0,
+                result.confident,
+                ms,
+                extra={"event_id": incoming.event_id, "ms": ms, "entry_id": top.id if top else None},
+            )
+        return done
+
+    def _reply(
+        self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage, job: PendingJob | None
+    ) -> tuple[str | bool | None, bool, bool]:
+        """Post in the message's thread: (as `_post`, whether the job is done, whether this call posted it).
+        With a job, at most once across attempts and processes (bot.durable: metadata, then a look-up)."""
+        if job is None:
+            return self._post(client, incoming, message), True, True
+        posted, ts = self.work.post_once(
+            client,
+            job,
+            channel=incoming.channel,
+            thread_ts=incoming.reply_thread,
+            unfurl_links=False,
+            unfurl_media=False,
+            **message.kwargs(),
         )
+        if posted is Posted.RETRY:
+            return None, False, False
+        if posted is Posted.FAILED:
+            return False, True, False
+        return ts or True, True, posted is Posted.NEW
 
     def _post(self, client: WebClient, incoming: Incoming, message: blocks.SlackMessage) -> str | bool | None:
         """Post in the message's thread: the posted message's ts when posted (True if Slack gave none); False
@@ -573,11 +659,15 @@ class GeminiBot:
         finally:
             self._finished()
 
-    def close(self) -> None:
-        """Stop taking work; listeners already running finish on their own (daemon-free, bounded)."""
+    def close(self, *, drain_s: float = DRAIN_S) -> bool:
+        """Stop taking work and give the jobs in flight up to `drain_s` to finish; the rest stay pending
+        for the next process. True when everything finished."""
+        self._listeners.shutdown(wait=False)
+        drained = self.work.drain(drain_s)
         self._listeners.shutdown(wait=False, cancel_futures=True)
         self.curation.close()
         self.checker.close()
+        return drained
 
 
 def build_app(

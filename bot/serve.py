@@ -11,15 +11,18 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
-import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from bot.cli_errors import UsageError, open_from_args
+from bot.http_server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_THREADS, HttpServer, WSGIApp
 from kb.schema import connect_ro
 
 if TYPE_CHECKING:
@@ -29,10 +32,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
-DEFAULT_PORT = 3000
-DEFAULT_THREADS = 8
-
-WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+__all__ = ["HttpServer", "make_wsgi"]
 
 
 # -- HTTP mode ----------------------------------------------------------------------------
@@ -56,6 +56,32 @@ def health(kb_path: Path, *, entries: int) -> tuple[bool, dict[str, object]]:
         "kb_version": meta.get("input_hash", "")[:12],
         "kb_built_at": meta.get("built_at"),
     }
+
+
+def _refuse(start_response: Callable, status: str, data: bytes) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def malformed(body: bytes, content_type: str) -> str | None:
+    """Why a Slack request body cannot be handled (not the JSON object or form Slack sends), or None."""
+    try:
+        text = body.decode("utf-8")
+        if "json" in content_type:
+            data = json.loads(text)
+        else:
+            form = dict(parse_qsl(text, keep_blank_values=True))
+            if "payload" not in form:
+                return None if form else "an empty form"
+            data = json.loads(form["payload"])
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return f"not {'JSON' if 'json' in content_type else 'a form'}: {type(exc).__name__}"
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    for name in ("event", "user", "container", "channel"):
+        if name in data and data[name] is not None and not isinstance(data[name], dict):
+            return f"{name!r} is a {type(data[name]).__name__}, not an object"
+    return None
 
 
 def make_wsgi(bot) -> WSGIApp:
@@ -94,61 +120,14 @@ def make_wsgi(bot) -> WSGIApp:
             except (ValueError, TypeError, OverflowError):  # a timestamp that is not a whole number
                 valid = False
             if not valid:
-                data = b'{"error": "invalid request"}'
-                start_response(
-                    "401 Unauthorized", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-                )
-                return [data]
+                return _refuse(start_response, "401 Unauthorized", b'{"error": "invalid request"}')
+            problem = malformed(body, environ.get("CONTENT_TYPE") or "")
+            if problem:  # signed, so from Slack or someone holding the secret: say so in one line, no traceback
+                log.warning("refused a signed request to %s: %s", EVENTS_PATH, problem)
+                return _refuse(start_response, "400 Bad Request", b'{"error": "malformed request"}')
         return slack(environ, start_response)
 
     return application
-
-
-class HttpServer:
-    """waitress (a production WSGI server with a thread pool) on one address; start/stop for tests."""
-
-    def __init__(
-        self, wsgi: WSGIApp, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT, threads: int = DEFAULT_THREADS
-    ):
-        from waitress import create_server
-
-        self._server = create_server(
-            wsgi,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="gemini-kb",
-            asyncore_loop_timeout=0.2,  # how fast stop() is noticed
-            max_request_body_size=1_048_576,  # Slack payloads are small; refuse floods early
-        )
-        self.host = host
-        self.port = int(self._server.effective_port)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
-
-    def serve_forever(self) -> None:
-        self._server.run()
-
-    def start(self) -> HttpServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="waitress", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Close every socket from inside the server's own loop (closing them from here races its select)."""
-        from waitress import wasyncore
-
-        server = self._server
-        if self._thread is not None and self._thread.is_alive():
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            self._thread.join(5)
-        else:
-            wasyncore.close_all(server._map)
-        server.task_dispatcher.shutdown(timeout=2)
 
 
 # -- serve ------------------------------------------------------------------------------
@@ -159,6 +138,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.state import open_state
 
     config = args.settings.bot
+    if args.no_console and not config.bot_token and not args.http:
+        raise UsageError(
+            "no SLACK_BOT_TOKEN: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), or SLACK_BOT_TOKEN and "
+            "SLACK_SIGNING_SECRET with `serve --http`; see docs/slack-setup.md"
+        )
     use_console = args.console or (not config.bot_token and not args.http)
     # The console's standard output is the answer; only warnings go to stderr unless asked.
     try:  # LOG_LEVEL, LOG_FORMAT (text or json); every record is redacted (bot/logs.py)
@@ -180,17 +164,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "SLACK_BOT_TOKEN is set but SLACK_APP_TOKEN is not: set SLACK_APP_TOKEN (xapp-...) for Socket Mode, "
                 "or pass --http to serve Slack's HTTP events"
             )
+        _check_token_shapes(config, socket_mode=not args.http)
+    port = _port(args) if args.http else 0
     kb = open_from_args(args)
     state = open_state(args.settings)
     if use_console:
         why = "--console" if args.console else "no SLACK_BOT_TOKEN set, so not the Slack bot"
         return _console(kb, state, config, why)
     if args.http:
-        return _serve_http(kb, state, config, args)
-    return _serve_socket(kb, state, config)
+        return _serve_http(kb, state, config, args, port)
+    return _serve_socket(kb, state, config, args)
+
+
+def _check_token_shapes(config, *, socket_mode: bool) -> None:
+    """Catch swapped or mistyped tokens before Slack is asked (no token value is ever printed)."""
+    if (config.bot_token or "").startswith("xapp-"):
+        raise UsageError("SLACK_BOT_TOKEN holds an app-level token (xapp-...): swapped with SLACK_APP_TOKEN?")
+    if socket_mode and not (config.app_token or "").startswith("xapp-"):
+        swapped = " (it holds a bot token: swapped with SLACK_BOT_TOKEN?)" if config.app_token.startswith("xox") else ""
+        raise UsageError(f"SLACK_APP_TOKEN does not look like an app-level token (xapp-...){swapped}")
+
+
+def _port(args: argparse.Namespace) -> int:
+    """--port, else PORT (read by the settings), else 3000; a port out of range is a usage error."""
+    port = args.port if args.port is not None else (args.settings.port or DEFAULT_PORT)
+    if not 1 <= port <= 65535:
+        source = "--port" if args.port is not None else "PORT"
+        raise UsageError(f"{source} {port} is out of range: expected 1 to 65535")
+    return port
 
 
 def _build(kb, state, config):
+    from http.client import HTTPException
+
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackApiError
 
@@ -199,32 +205,95 @@ def _build(kb, state, config):
     try:
         return build_app(config, kb, state)
     except (BoltError, SlackApiError) as exc:
-        raise UsageError(f"Slack rejected SLACK_BOT_TOKEN or is unreachable ({exc}); see docs/slack-setup.md") from exc
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise UsageError(f"Slack rejected SLACK_BOT_TOKEN ({first}); see docs/slack-setup.md") from None
+    except (OSError, HTTPException) as exc:
+        why = getattr(exc, "reason", None) or exc
+        raise UsageError(f"Slack is unreachable at start-up ({str(why)[:200] or type(exc).__name__})") from None
 
 
-def _serve_http(kb, state, config, args: argparse.Namespace) -> int:
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds the main thread like Ctrl-C: stop taking work, drain, exit 0. Installing a handler
+    also matters as PID 1 in a container, where a signal without one is ignored."""
+
+    def handler(signum, frame) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _shutdown(bot, health) -> int:
+    """Drain the jobs in flight (bounded), then exit even if a listener is still stuck in a Slack call."""
+    if health is not None:
+        health.stop()
+    left = bot.work.in_flight()
+    drained = bot.close()
+    log.info("stopped: %d jobs were in flight, %s", left, "all finished" if drained else "the rest released")
+    if not drained:  # a listener thread would hold the interpreter's exit; its job is safe in the store
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
+    return 0
+
+
+def _serve_http(kb, state, config, args: argparse.Namespace, port: int) -> int:
+    from bot.health_file import HealthFile
+
     bot = _build(kb, state, config)
-    port = args.port if args.port is not None else (args.settings.port or DEFAULT_PORT)
-    server = HttpServer(make_wsgi(bot), host=args.host, port=port, threads=args.threads)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    host = args.host or args.settings.host or DEFAULT_HOST
+    try:
+        server = HttpServer(make_wsgi(bot), host=host, port=port, threads=args.threads)
+    except OSError as exc:
+        bot.close(drain_s=0)
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    _exit_on_sigterm()
+    health = HealthFile.maybe(
+        args.settings.health_file,
+        lambda: {"ok": len(bot.kb.entries) > 0, "mode": "http", "url": f"{server.url}{HEALTH_PATH}"},
+    )
     print(f"gemini-kb: serving Slack events at {server.url}{EVENTS_PATH} ({len(kb.entries)} entries)", flush=True)
     try:
         server.serve_forever()
     finally:
-        bot.close()
-    return 0
+        server.stop()  # a request not yet acknowledged is resent by Slack, and recognised then
+        code = _shutdown(bot, health)
+    return code
 
 
-def _serve_socket(kb, state, config) -> int:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+def _serve_socket(kb, state, config, args: argparse.Namespace) -> int:
+    from bot.health_file import HealthFile
+    from bot.socket_mode import SocketMode, SocketModeError
 
     bot = _build(kb, state, config)
+    _exit_on_sigterm()
     print(f"gemini-kb: connecting to Slack in Socket Mode ({len(kb.entries)} entries)", flush=True)
+    socket_mode = SocketMode(bot.app, config.app_token, api_url=config.api_url)
     try:
-        SocketModeHandler(bot.app, config.app_token).start()
+        socket_mode.start()
+    except SocketModeError as exc:
+        bot.close(drain_s=0)
+        raise UsageError(str(exc)) from None
+    health = HealthFile.maybe(
+        args.settings.health_file,
+        lambda: {
+            "ok": socket_mode.connected() and health_ok(bot),
+            "mode": "socket",
+            "connected": socket_mode.connected(),
+        },
+    )
+    try:
+        while True:
+            time.sleep(3600)  # SIGTERM / Ctrl-C raise here
+    except KeyboardInterrupt:
+        pass
     finally:
-        bot.close()
-    return 0
+        socket_mode.close()
+        code = _shutdown(bot, health)
+    return code
+
+
+def health_ok(bot) -> bool:
+    return health(bot.kb.path, entries=len(bot.kb.entries))[0]
 
 
 def _console(kb, state, config, why: str = "") -> int:
@@ -377,11 +446,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--http", action="store_true", help="serve Slack's HTTP events (production, behind a load balancer)")
     p.add_argument("--port", type=int, default=None, help=f"HTTP port (default $PORT or {DEFAULT_PORT})")
-    p.add_argument("--host", default="0.0.0.0", help="HTTP address to bind (default 0.0.0.0)")
+    p.add_argument(
+        "--host",
+        default=None,
+        help=f"HTTP address to bind (default $GEMINI_KB_HOST or {DEFAULT_HOST}; the image sets 0.0.0.0)",
+    )
     p.add_argument(
         "--threads", type=int, default=DEFAULT_THREADS, help=f"HTTP worker threads (default {DEFAULT_THREADS})"
     )
     p.add_argument("--console", action="store_true", help="run the local console even when Slack tokens are set")
+    p.add_argument(
+        "--no-console",
+        action="store_true",
+        help="exit with an error instead of starting the console when no Slack token is set (containers)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("stats", help="what the bot has seen: frequent errors, unmatched pastes, feedback, checks")

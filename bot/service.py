@@ -50,6 +50,10 @@ class Context:
     channel: str | None = None
     message_id: str | None = None  # the platform's id of the message: one answer and one warning per message
     delivery_id: str | None = None  # the platform's id of this delivery: a redelivery is dropped
+    # The adapter has claimed this message already (bot/durable.py: a pending job, which may be resumed by
+    # another process after a crash): answer it without claiming again; the adapter then claims the secret
+    # warning itself (`warning_once`), since a resumed job's text is redacted.
+    deduplicated: bool = False
 
     @property
     def addressed(self) -> bool:
@@ -201,14 +205,19 @@ class AnswerService:
 
         `more` fetches text the paste points at (a thread's first message, a long paste kept as a file): it is
         called once per delivery, after a redelivery is dropped, and its text is matched before the paste."""
-        if ctx.delivery_id and not self._claim(delivery_key(ctx.delivery_id)):
+        if ctx.delivery_id and not ctx.deduplicated and not self._claim(delivery_key(ctx.delivery_id)):
             return Answer("none", why="already handled (a redelivery)")
         extra = more() if more is not None else ""
         if extra.strip():
             paste = f"{extra.strip()}\n\n{paste}".strip()
 
         def once(purpose: str) -> bool:  # one answer and one warning per message
-            return self._claim(message_key(ctx.channel, ctx.message_id, purpose) if ctx.message_id else None)
+            key = message_key(ctx.channel, ctx.message_id, purpose) if ctx.message_id else None
+            if ctx.deduplicated:  # the job decides; the answer is still recorded for other paths (a shortcut)
+                if purpose == "answer":
+                    self._claim(key)
+                return True
+            return self._claim(key)
 
         if not paste.strip():
             if ctx.addressed and once("answer"):
@@ -228,6 +237,15 @@ class AnswerService:
         if missed:
             self._queue_miss(paste, result, ctx)
         return Answer("answer", result, warn, text=paste)
+
+    def warning_once(self, ctx: Context) -> bool:
+        """True the first time a secret warning is due for this message (claimed in the state)."""
+        return self._claim(message_key(ctx.channel, ctx.message_id, "warn") if ctx.message_id else None)
+
+    def warning_failed(self, ctx: Context) -> None:
+        """The warning did not reach the poster: a retry of the message may send it again."""
+        if self.state is not None and ctx.message_id:
+            self.state.unclaim(message_key(ctx.channel, ctx.message_id, "warn"))
 
     def _queue_miss(self, paste: str, result: MatchResult, ctx: Context) -> None:
         self.curation.record_abstention(paste, result, channel=ctx.channel, message_ts=ctx.message_id, user=ctx.user)

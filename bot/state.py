@@ -76,7 +76,8 @@ class StateDB(StateBase):
         try:
             result = fn(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result

@@ -480,6 +480,27 @@ class StateBase(CurationStore):
             "a pending count", lambda c: int(c.execute("SELECT count(*) FROM pending_jobs").fetchone()[0]), 0
         )
 
+    def renew(self, keys: list[str], *, at: float | None = None) -> None:
+        """Extend the lease of jobs this process is working on (no other replica takes them over), to now or
+        to `at` (a later time: the job is left alone until then). bot/durable.py calls it every few seconds."""
+        self._lease("a lease", self._clock() if at is None else at, keys)
+
+    def release(self, keys: list[str]) -> None:
+        """Give up the lease of unfinished jobs at shutdown, so that the next process takes them at once."""
+        self._lease("a released job", 0.0, keys)
+
+    def _lease(self, what: str, lease_at: float, keys: list[str]) -> None:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._write(what, f"UPDATE pending_jobs SET lease_at = ? WHERE key IN ({marks})", (lease_at, *chunk))
+
+    def unclaim(self, key: str) -> None:
+        """Undo a claim whose work failed (a secret warning Slack refused), so that a retry may claim it."""
+        with self._memory_lock:
+            self._seen.pop(key, None)
+        self._write("a processed event", "DELETE FROM processed_events WHERE key = ?", (key,))
+
     # -- check budget ------------------------------------------------------------------------
 
     def take_check_budget(self, user: str, *, per_user: int, overall: int, window_s: float) -> tuple[bool, float]:

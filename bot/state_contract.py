@@ -47,5 +47,11 @@ class StateStore(Protocol):
     def pending_count(self) -> int:
         """How many jobs are pending (for health and drain)."""
 
+    def renew(self, keys: list[str], *, at: float | None = None) -> None:
+        """Extend the lease of jobs this process is working on, to now or to the later time `at`."""
+
+    def release(self, keys: list[str]) -> None:
+        """Give up the lease of unfinished jobs (shutdown), so that the next process takes them at once."""
+
     def take_check_budget(self, user: str, *, per_user: int, overall: int, window_s: float) -> tuple[bool, float]:
         """Spend one check from the user's and the deployment's budget; (allowed, seconds until allowed)."""

@@ -67,6 +67,8 @@ class Settings:
     state_url: str | None = field(default=None, repr=False)
     bot: BotSettings = BotSettings()
     port: int | None = None  # PORT, for `serve --http`
+    host: str | None = None  # GEMINI_KB_HOST: the address `serve --http` binds (None: 127.0.0.1)
+    health_file: Path | None = None  # GEMINI_KB_HEALTH_FILE: rewritten by the running bot (bot/health_file.py)
     # GEMINI_KB_APPROVED: the approved signature proposals `gemini-kb ingest` builds from (JSON lines);
     # None = approved-signatures.jsonl beside the SQLite state file.
     approved_path: Path | None = None
@@ -156,12 +158,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port_number = int(port) if port else None
     except ValueError as exc:
         raise ConfigError(f"PORT={port!r}: expected a port number") from exc
+    if port_number is not None and not 1 <= port_number <= 65535:
+        raise ConfigError(f"PORT={port_number} is out of range: expected 1 to 65535")
     return Settings(
         kb_path=Path(kb_path).expanduser(),
         state_path=Path(state_path).expanduser(),
         state_url=_get(env, "GEMINI_KB_STATE_URL"),
         bot=load_bot_settings(env),
         port=port_number,
+        host=_get(env, "GEMINI_KB_HOST"),
+        health_file=Path(health).expanduser() if (health := _get(env, "GEMINI_KB_HEALTH_FILE")) else None,
         log_level=_get(env, "LOG_LEVEL"),
         log_format=_get(env, "LOG_FORMAT"),
         approved_path=Path(approved).expanduser() if (approved := _get(env, "GEMINI_KB_APPROVED")) else None,

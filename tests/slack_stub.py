@@ -93,17 +93,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        data = self.rfile.read(length) if length else b""
+        if len(data) < length:  # the client died mid-request (a kill -9): Slack acts on no partial request
+            self.close_connection = True
+            return
+        raw = data.decode("utf-8", "replace")
         path = urlsplit(self.path).path
         ctype = self.headers.get("Content-Type", "")
+        headers = {k.lower(): v for k, v in self.headers.items()}
         if "json" in ctype:
             try:
                 params = json.loads(raw or "{}")
             except ValueError:
                 params = {"_raw": raw}
+                if path.startswith("/api/"):  # as Slack does: nothing is acted on
+                    self.stub._record(Call(path[len("/api/") :], params, headers, path, time.time()), failed=True)
+                    self._send(200, {"ok": False, "error": "invalid_json"})
+                    return
         else:
             params = dict(parse_qsl(raw, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in self.headers.items()}
         self._handle(path, params, headers)
 
     def _handle(self, path: str, params: dict, headers: dict) -> None:
@@ -178,6 +186,7 @@ class SlackStub:
         self._scripts: dict[str, list[Scripted]] = {}
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self.usergroups: dict[str, list[str]] = {}  # what usergroups.users.list answers, by group id
         handler = type("SlackHandler", (_Handler,), {"stub": self})
         self._server = _Server((HOST, 0), handler)
@@ -287,7 +296,20 @@ class SlackStub:
             self._cond.notify_all()
 
     def _next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts):06d}"
+        with self._cond:  # increasing, and later than any message ts made before this call (as in Slack)
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            return f"{self._last_ts:.6f}"
+
+    @staticmethod
+    def _shown(messages: list[dict], params: dict) -> list[dict]:
+        """Messages after `oldest`; their metadata only with include_all_metadata (as Slack answers)."""
+        oldest = float(params.get("oldest") or 0)
+        with_meta = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        return [
+            m if with_meta else {k: v for k, v in m.items() if k != "metadata"}
+            for m in messages
+            if float(m["ts"]) > oldest or m.get("ts") == params.get("ts")
+        ]
 
     def _replies(self, params: dict) -> dict:
         """conversations.replies as Slack answers it: the parent first, then the replies oldest first."""
@@ -295,11 +317,22 @@ class SlackStub:
         with self._cond:
             posted = list(self.history.get(channel, []))
         thread = [m for m in posted if m["ts"] == parent_ts or m.get("thread_ts") == parent_ts]
-        if not thread or thread[0]["ts"] != parent_ts:
+        if not any(m["ts"] == parent_ts for m in thread):
             return {"ok": False, "error": "thread_not_found"}
         thread.sort(key=lambda m: float(m["ts"]))
+        thread = self._shown(thread, params)
         limit = int(params.get("limit") or 1000)
         return {"ok": True, "messages": thread[:limit], "has_more": len(thread) > limit}
+
+    def _history(self, params: dict) -> dict:
+        """conversations.history: the channel's messages outside threads (and thread parents), newest first."""
+        with self._cond:
+            posted = list(self.history.get(str(params.get("channel")), []))
+        top = [m for m in posted if not m.get("thread_ts") or m.get("thread_ts") == m["ts"]]
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
+        top = self._shown(top, {**params, "ts": None})
+        limit = int(params.get("limit") or 100)
+        return {"ok": True, "messages": top[:limit], "has_more": len(top) > limit}
 
     def _answer(self, method: str, params: dict, headers: dict, path: str) -> dict:
         body: dict
@@ -318,6 +351,9 @@ class SlackStub:
             ts = self._next_ts()
             message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts, "app_id": APP_ID}
             message.update({k: params[k] for k in ("text", "blocks", "thread_ts") if k in params})
+            if params.get("metadata"):
+                meta = params["metadata"]
+                message["metadata"] = json.loads(meta) if isinstance(meta, str) else meta
             with self._cond:
                 self.history.setdefault(str(params.get("channel")), []).append(message)
             body = {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
@@ -325,6 +361,8 @@ class SlackStub:
             body = {"ok": True, "url": self.socket_url} if self.socket_url else {"ok": False, "error": "unknown_method"}
         elif method == "conversations.replies":
             body = self._replies(params)
+        elif method == "conversations.history":
+            body = self._history(params)
         elif method == "files.info":
             file = self.files.get(str(params.get("file")))
             body = {"ok": True, "file": file} if file else {"ok": False, "error": "file_not_found"}

@@ -32,6 +32,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views.open": set(),
     "views.publish": set(),
     "conversations.replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
+    # bot.durable: looks for a reply that may already have been posted (inline answers in DMs)
+    "conversations.history": {"channels:history", "groups:history", "im:history", "mpim:history"},
+    "apps.connections.open": set(),  # bot.socket_mode, with the app-level token (connections:write), not a bot scope
     "files.info": {"files:read"},
     "usergroups.users.list": {"usergroups:read"},  # GEMINI_KB_MAINTAINERS naming a user group
 }

@@ -143,7 +143,7 @@ def test_a_locked_state_database_still_replies_once_and_logs_it(running: Running
         holder.execute("ROLLBACK")
         holder.close()
     assert _posted(running) == [("C0000CHAN", event["ts"])]  # the retry was caught in memory
-    assert "could not record a processed event: database is locked" in caplog.text
+    assert "could not record a pending job: database is locked" in caplog.text
     assert "could not record a paste: database is locked" in caplog.text
 
 
@@ -160,10 +160,10 @@ def test_a_full_or_read_only_state_database_still_replies_and_logs_it(running: R
             with pytest.raises(sqlite3.OperationalError, match="full"):
                 for _ in range(1000):
                     conn.execute(fill)
-        expected = ["could not record a processed event: database or disk is full", "could not record a paste"]
+        expected = ["could not record a pending job: database or disk is full", "could not record a paste"]
     else:
         conn.execute("PRAGMA query_only = ON")
-        expected = ["could not record a processed event: attempt to write a readonly database", "a paste"]
+        expected = ["could not record a pending job: attempt to write a readonly database", "a paste"]
     running.event(_dm("why does my nightly job print garbage? " + "x " * 2000))  # unmatched: the text is stored
     running.settle(1)
     assert _posted(running) == [("D0000DM01", None)]
@@ -185,18 +185,19 @@ def test_an_unusable_state_path_runs_in_memory_and_still_dedupes(kb, slack: Slac
 
 
 def test_a_payload_a_listener_cannot_handle_is_logged_and_the_others_are_answered(running: Running, caplog):
-    caplog.set_level(logging.ERROR)
+    caplog.set_level(logging.WARNING)
     bad = [_dm(text) for text in (42, ["a", "list"], {"not": "text"})]  # type: ignore[arg-type]
     bad_ids = [running.event(event)[1]["event_id"] for event in bad]
     odd = running.send(*as_json({**event_callback(message_event(KEY_ERROR)), "event": "not an object"}))
-    assert odd.status == 500  # bolt's own parsing failed: Slack retries it a few times, then gives up
+    assert odd.status == 400  # signed but not Slack's shape: refused in one log line, no traceback
+    assert "refused a signed request to /slack/events: 'event' is a str, not an object" in caplog.text
     good = message_event(RATE_ERROR)
     running.event(good)
     running.settle(4)
     assert _posted(running) == [("C0000CHAN", good["ts"])]
     for event_id in bad_ids:
         assert f"handling message {event_id} failed" in caplog.text
-    assert "TypeError" in caplog.text and "AttributeError" in caplog.text
+    assert "TypeError" in caplog.text
     assert _health(running)[0] == 200
 
 

@@ -158,7 +158,7 @@ def _send(running: Running, request: Request) -> Reply:
 def _state_rows(path: Path) -> dict[str, int]:
     conn = sqlite3.connect(path)
     try:
-        tables = ("pastes", "feedback", "checks", "processed_events")
+        tables = ("pastes", "feedback", "checks", "processed_events", "pending_jobs")
         return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
     finally:
         conn.close()
@@ -196,7 +196,13 @@ def test_forged_and_replayed_requests_are_refused_and_change_nothing(running: Ru
     assert reached == [], [b.get("type") for b in reached]
     assert running.bot.events_done == 0
     assert len(running.slack.calls()) + len(running.slack.failed_calls()) == calls_before
-    assert _state_rows(running.state_path) == {"pastes": 0, "feedback": 0, "checks": 0, "processed_events": 0}
+    assert _state_rows(running.state_path) == {
+        "pastes": 0,
+        "feedback": 0,
+        "checks": 0,
+        "processed_events": 0,
+        "pending_jobs": 0,
+    }
 
     # Control: the same three requests correctly signed are acted upon, so the checks above can see one.
     replies = {kind: running.send(body, ctype) for kind, (body, ctype) in _bodies(running).items()}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.durable import job_key
 from bot.state import StateError
 from bot.state_postgres import PostgresState, safe_url
 from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot
@@ -119,7 +120,7 @@ def test_postgresql_stopped_mid_run_falls_back_to_memory_then_recovers(
             assert len(lost) == 1 and lost[0].levelno == logging.ERROR  # logged once, not per operation
             assert len(back) == 1 and "writes made meanwhile written back" in back[0].getMessage()
             assert not other.claim("event:during")  # written back: a retry on another replica is caught
-            assert not other.claim(f"event:{envelope['event_id']}")
+            assert not other.claim(job_key(event["channel"], event["ts"]))  # the delivery's claim (bot.durable)
             assert store.claim("event:after") and not other.claim("event:after")
             assert store.outages == 1
             assert other.summary().pastes == 2  # the two answers recorded during the outage were written back
