@@ -273,7 +273,7 @@ class StateBase(CurationStore):
         note: str | None,
     ) -> None:
         """Why an answer was wrong (a 👎 and its form); the note is redacted here too, whoever calls."""
-        stored = redact(note)[0][:STORED_NOTE_CHARS] if note else None
+        stored = redact(note, strict=True)[0][:STORED_NOTE_CHARS] if note else None
         self._write(
             "a feedback reason",
             'INSERT INTO feedback_reasons (at, "user", channel, message_ts, entry_id, reason, actual_entry_id, note) '
