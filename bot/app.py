@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -47,6 +47,7 @@ SLACK_TIMEOUT_S = 10
 SLACK_RETRIES = 2  # retries after the first try of one Web API call
 SLACK_RETRY_BUDGET_S = 15.0  # waiting between the tries of one call, in all
 SLACK_RETRY_AFTER_MAX_S = 10.0  # a 429 asking for a longer wait gives up at once (a listener is not held)
+LAST_SLACK_RETRY = 3  # Slack's Events API retries a delivery three times (about now, +1 min, +5 min)
 # Calls that change nothing when repeated: any failure is retried. chat.postMessage and chat.postEphemeral
 # carry no idempotency key, so a retry after Slack may have acted could post the answer twice.
 IDEMPOTENT_METHODS = frozenset({"auth.test", "chat.update", "views.publish"})
@@ -288,10 +289,12 @@ class GeminiBot:
 
     # -- durable work (bot.durable): the three hooks ------------------------------------------
 
-    def _admit(self, body: dict, context, next) -> None:
+    def _admit(self, req: BoltRequest, body: dict, context, next) -> BoltResponse | None:
         """Before Slack gets its ack: a message worth considering becomes a pending job (bot.durable)."""
         event = body.get("event") if body.get("type") == "event_callback" else None
         if isinstance(event, dict) and event.get("type") in ("message", "app_mention"):
+            if self._defer_retry(req):
+                return BoltResponse(status=503, body="")
             self._bot_ids = (context.bot_user_id, context.bot_id)
             try:
                 incoming, _ = classify(
@@ -307,6 +310,19 @@ class GeminiBot:
                 # None: already claimed (a Slack retry, or the other event of a mention)
                 context["job"] = self.work.admit(incoming)
         next()
+
+    def _defer_retry(self, req: BoltRequest) -> bool:
+        """A Slack retry while the shared store is unreachable: this replica cannot tell whether another one
+        already answered it, so ask Slack to try again later (when the claims are back), except on its last try,
+        which is answered from memory rather than lost."""
+        retry = (req.headers.get("x-slack-retry-num") or [""])[0]
+        state = self.service.state
+        if not retry.isdigit() or not 0 < int(retry) < LAST_SLACK_RETRY:
+            return False
+        if state is None or not state.shared or state.persistent:
+            return False
+        log.warning("state store unreachable: Slack retry %s of an event deferred (503) so it is answered once", retry)
+        return True
 
     def _resume(self, job: PendingJob) -> bool:
         """A job taken over from a process that died (or a retry): answered like a fresh event."""

@@ -73,6 +73,7 @@ class StateBase(CurationStore):
     """The state store's behaviour, independent of the database behind it."""
 
     backend = ""
+    shared = False  # a store several replicas use as one (their own memory cannot stand in for it)
     errors: tuple[type[BaseException], ...] = ()  # what a failing database raises
 
     def __init__(self, *, clock: Callable[[], float] = time.time, owner: str = ""):

@@ -73,6 +73,7 @@ class PostgresState(StateBase):
     """State shared by every replica through one PostgreSQL database."""
 
     backend = "postgresql"
+    shared = True
     errors = (psycopg.Error,)
 
     def __init__(

@@ -18,7 +18,7 @@ from bot.state import StateError
 from bot.state_postgres import PostgresState, safe_url
 from tests.bot_harness import KEY_ERROR, RATE_ERROR, Running, running_bot
 from tests.pg_cluster import Cluster, _free_port
-from tests.slack_stub import BOT_USER_ID, SlackStub, message_event
+from tests.slack_stub import BOT_USER_ID, SlackStub, as_json, event_callback, message_event
 
 
 def _health(running: Running) -> tuple[int, dict]:
@@ -99,7 +99,11 @@ def test_postgresql_stopped_mid_run_falls_back_to_memory_then_recovers(
             pg_cluster.stop()
             try:
                 _, envelope = running.event(event := message_event(RATE_ERROR))
-                running.event(event, event_id=envelope["event_id"], **{"X-Slack-Retry-Num": "1"})
+                retry = as_json(event_callback(event, event_id=envelope["event_id"]))
+                # Another replica cannot know whether this one answered: Slack is asked to retry later...
+                assert running.send(*retry, **{"X-Slack-Retry-Num": "1"}).status == 503
+                # ...except on its last try, which is answered from memory rather than lost (here: deduped).
+                assert running.send(*retry, **{"X-Slack-Retry-Num": "3"}).status == 200
                 running.event(message_event(KEY_ERROR, channel="D0000DM01", channel_type="im"))
                 running.settle(3)
                 assert _posted(slack) == sorted([("C0000CHAN", event["ts"]), ("D0000DM01", None)])  # still answers
