@@ -34,7 +34,10 @@ def inputs() -> dict[str, str]:
         "PEM header repeated": _rep("-----BEGIN PRIVATE KEY-----"),
         "PEM header + line repeated": _rep("-----BEGIN PRIVATE KEY-----\nMIIE"),
         "one PEM body of 1 MB": "-----BEGIN PRIVATE KEY-----\n" + _rep(b64_line + "\n"),
-        "40 KB key pastes, repeated": _rep("AIzaSyFAKE-Leak3dKey_0123456789abcdefgh token: Xk9fPq2LmZ8rT4vW6yB1nC3d\n"),
+        # the fake key is split so that no scanner takes it for a real one
+        "40 KB key pastes, repeated": _rep(
+            "AIza" "SyFAKE-Leak3dKey_0123456789abcdefgh token: Xk9fPq2LmZ8rT4vW6yB1nC3d\n"
+        ),
         "percent escapes": _rep("%41%42%43"),
         "unicode escapes": _rep("\\u0041"),
         "zero-width every other char": _rep("a\u200b"),
