@@ -36,7 +36,7 @@ def inputs() -> dict[str, str]:
         "one PEM body of 1 MB": "-----BEGIN PRIVATE KEY-----\n" + _rep(b64_line + "\n"),
         # the fake key is split so that no scanner takes it for a real one
         "40 KB key pastes, repeated": _rep(
-            "AIza" "SyFAKE-Leak3dKey_0123456789abcdefgh token: Xk9fPq2LmZ8rT4vW6yB1nC3d\n"
+            "AIza" + "SyFAKE-Leak3dKey_0123456789abcdefgh token: Xk9fPq2LmZ8rT4vW6yB1nC3d\n"
         ),
         "percent escapes": _rep("%41%42%43"),
         "unicode escapes": _rep("\\u0041"),
