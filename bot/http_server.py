@@ -143,7 +143,10 @@ class HttpServer:
 
         server = self._server
         if self._thread is not None and self._thread.is_alive():
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            try:
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            except OSError:  # the loop is already closing its sockets, its trigger first: finish the job here
+                wasyncore.close_all(server._map)
             self._thread.join(5)
         else:
             wasyncore.close_all(server._map)
