@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from bench.bot_latency import SECRET, TOKEN, _build_kb, _free_port, _percentile, bot_env  # noqa: E402
 from bench.load import CHATTER, Delivery, _answered, plan  # noqa: E402
+from tests.serve_process import wait_healthy  # noqa: E402
 from tests.slack_stub import (  # noqa: E402
     SlackStub,
     as_json,
@@ -67,17 +68,9 @@ def _spawn(env: dict[str, str], args: list[str]) -> subprocess.Popen:
 
 
 def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("serve did not become ready")
+    problem = wait_healthy(port, proc, timeout)
+    if problem:
+        raise SystemExit(problem)
 
 
 def _summary(values: list[float]) -> dict[str, float]:

@@ -57,17 +57,9 @@ class ServeProcess:
         return "".join(self.log_lines)
 
     def wait_http(self, port: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}: {self.log}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"serve --http not ready within {timeout} s: {self.log}")
+        problem = wait_healthy(port, self.proc, timeout)
+        if problem:
+            raise AssertionError(f"{problem}: {self.log}")
 
     def bot_pid(self) -> int:
         """The bot's process id (the child of a `prefix` such as `unshare --fork`, else the process itself)."""
@@ -86,3 +78,18 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> str | None:
+    """Wait until `serve --http` on `port` answers /healthz with 200; None when it does, else what went wrong."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return f"serve exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return None
+        except OSError:
+            time.sleep(0.05)
+    return f"serve --http not ready within {timeout} s"
